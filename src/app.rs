@@ -1,0 +1,526 @@
+//! The daemon: resolves the organizations (configured and discovered), runs one scan loop
+//! per organization and the cleanup loop, serves HTTP, and drains on shutdown. Every
+//! long-lived task is spawned here.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_config::SdkConfig;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audit::AuditLog;
+use crate::cleanup::{Cleaner, RunSummary};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::httpd::{self, ServeOptions};
+use crate::inventory::OrgRef;
+use crate::metrics::Metrics;
+use crate::scan::{self, OwnerCache, Progress, ScanError};
+use crate::server::{self, AdminState, Routes};
+use crate::state::{ScanFailure, Shared};
+use crate::workmail::{ClientFactory, ClientOptions, WorkMail};
+
+/// How long shutdown waits for in-flight work.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// Where the AWS configuration comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// The standard AWS chain.
+    Env,
+    /// An explicit SDK configuration (tests, the demo).
+    Sdk(Box<SdkConfig>),
+}
+
+/// Knobs tests and the demo set; defaults are the production ones.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The clock.
+    pub clock: Clock,
+    /// First retry backoff of SDK clients.
+    pub initial_backoff: Duration,
+    /// Extra headers on every admin response.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Clock::System,
+            initial_backoff: Duration::from_secs(1),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Everything the daemon's tasks share.
+#[derive(Clone)]
+pub struct Context {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Published state.
+    pub shared: Arc<Shared>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The clock.
+    pub clock: Clock,
+    /// Builds clients.
+    pub factory: ClientFactory,
+    /// The owner cache.
+    pub cache: Arc<OwnerCache>,
+    /// Clients by organization id.
+    pub clients: Arc<Mutex<HashMap<String, WorkMail>>>,
+}
+
+impl Context {
+    /// Builds the shared context.
+    pub async fn new(config: Config, source: Source, opts: &Options) -> Self {
+        let config = Arc::new(config);
+        let metrics = Metrics::new(config.clone());
+        let mut client_opts = ClientOptions::from_scan(&config.scan);
+        client_opts.initial_backoff = opts.initial_backoff;
+        let observer: Arc<dyn crate::workmail::ApiObserver> = Arc::new(metrics.clone());
+        let factory = match source {
+            Source::Env => ClientFactory::from_env(&client_opts, observer).await,
+            Source::Sdk(sdk) => ClientFactory::from_sdk_config(*sdk, &client_opts, observer),
+        };
+        Self {
+            cache: Arc::new(OwnerCache::new(config.scan.user_cache_ttl)),
+            config,
+            shared: Arc::new(Shared::default()),
+            metrics,
+            clock: opts.clock.clone(),
+            factory,
+            clients: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn clients(&self) -> HashMap<String, WorkMail> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Resolves the organizations to scan: configured ones, plus the Active ones that
+    /// discovery finds. Builds (or reuses) a client per organization.
+    pub async fn resolve_orgs(&self) -> anyhow::Result<Vec<OrgRef>> {
+        let default_region = self.factory.default_region();
+        let mut orgs: Vec<OrgRef> = Vec::new();
+        let mut fresh_clients = HashMap::new();
+        for o in &self.config.organizations {
+            let region = o
+                .region
+                .clone()
+                .or_else(|| default_region.clone())
+                .with_context(|| {
+                    format!(
+                        "organization {}: no region (set organizations[].region or AWS_REGION)",
+                        o.id
+                    )
+                })?;
+            let org = OrgRef {
+                id: o.id.clone(),
+                label: o.alias.clone().unwrap_or_else(|| o.id.clone()),
+                region: region.clone(),
+            };
+            let role = o.role_arn.as_deref().map(|r| (r, o.external_id.as_deref()));
+            fresh_clients.insert(
+                org.id.clone(),
+                (
+                    region,
+                    role.map(|(a, e)| (a.to_owned(), e.map(str::to_owned))),
+                ),
+            );
+            orgs.push(org);
+        }
+        if let Some(d) = &self.config.discovery {
+            let role = d.role_arn.as_deref().map(|r| (r, d.external_id.as_deref()));
+            for region in &d.regions {
+                let client = self
+                    .factory
+                    .client(Some(region), role, &format!("discovery-{region}"))
+                    .await;
+                let mut next = None;
+                loop {
+                    let (page, following) = client
+                        .list_organizations_page(next, self.config.scan.page_size)
+                        .await
+                        .with_context(|| format!("discovery in {region}"))?;
+                    for s in page {
+                        if s.state.as_deref() != Some("Active") || orgs.iter().any(|o| o.id == s.id)
+                        {
+                            continue;
+                        }
+                        orgs.push(OrgRef {
+                            label: s.alias.clone().unwrap_or_else(|| s.id.clone()),
+                            id: s.id.clone(),
+                            region: region.clone(),
+                        });
+                        fresh_clients.insert(
+                            s.id.clone(),
+                            (
+                                region.clone(),
+                                role.map(|(a, e)| (a.to_owned(), e.map(str::to_owned))),
+                            ),
+                        );
+                    }
+                    match following {
+                        Some(n) => next = Some(n),
+                        None => break,
+                    }
+                }
+            }
+        }
+        let existing = self.clients();
+        let mut clients = HashMap::new();
+        for (id, (region, role)) in fresh_clients {
+            let client = match existing.get(&id) {
+                Some(c) => c.clone(),
+                None => {
+                    let role = role.as_ref().map(|(a, e)| (a.as_str(), e.as_deref()));
+                    self.factory.client(Some(&region), role, &id).await
+                }
+            };
+            clients.insert(id, client);
+        }
+        *self.clients.lock().unwrap_or_else(|e| e.into_inner()) = clients;
+        orgs.sort();
+        self.shared.set_orgs(&orgs);
+        Ok(orgs)
+    }
+
+    /// Scans one organization and publishes the result. A panic in the scan is caught,
+    /// counted and reported as a failed scan.
+    pub async fn scan_and_publish(
+        &self,
+        org: &OrgRef,
+        progress: Option<Progress>,
+    ) -> Result<(), ScanError> {
+        let Some(client) = self.clients().get(&org.id).cloned() else {
+            return Err(ScanError::Internal(format!("no client for {}", org.id)));
+        };
+        let started = tokio::time::Instant::now();
+        let task = {
+            let org = org.clone();
+            let scan_cfg = self.config.scan.clone();
+            let cache = self.cache.clone();
+            let clock = self.clock.clone();
+            tokio::spawn(async move {
+                let inv = scan::scan_org(
+                    &client,
+                    &org,
+                    &scan_cfg,
+                    &cache,
+                    clock.now(),
+                    progress.as_ref(),
+                )
+                .await;
+                inv.map(|mut inv| {
+                    inv.scanned_at = clock.now();
+                    inv
+                })
+            })
+        };
+        let result = match task.await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.internal_error();
+                Err(ScanError::Internal(if e.is_panic() {
+                    "the scan task panicked".to_owned()
+                } else {
+                    "the scan task was cancelled".to_owned()
+                }))
+            }
+        };
+        let duration = started.elapsed().as_secs_f64();
+        match result {
+            Ok(inv) => {
+                tracing::info!(
+                    organization = %org.label,
+                    tokens = inv.tokens.len(),
+                    owners = inv.owners.len(),
+                    seconds = duration,
+                    "scan complete"
+                );
+                let now = inv.scanned_at;
+                self.shared.scan_succeeded(&self.config, inv, duration, now);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(organization = %org.label, kind = e.kind(), error = %e, "scan failed; keeping the last complete data");
+                self.shared.scan_failed(
+                    org,
+                    ScanFailure {
+                        kind: e.kind(),
+                        message: e.to_string(),
+                        at: self.clock.now(),
+                    },
+                    duration,
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// One cleanup run over the latest complete scans.
+    pub async fn cleanup(&self, audit: &mut AuditLog, cancel: &CancellationToken) -> RunSummary {
+        let clients = self.clients();
+        let mut cleaner = Cleaner {
+            config: &self.config,
+            shared: &self.shared,
+            clients: &clients,
+            metrics: &self.metrics,
+            audit,
+            cancel,
+        };
+        cleaner.run(self.clock.now()).await
+    }
+}
+
+/// Opens the configured audit log, or none.
+pub fn open_audit(config: &Config) -> anyhow::Result<AuditLog> {
+    match &config.cleanup.audit_log {
+        Some(p) => Ok(AuditLog::open(p)?),
+        None => Ok(AuditLog::disabled()),
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    /// The shared context.
+    pub ctx: Context,
+    /// Where the admin server listens.
+    pub addr: SocketAddr,
+    /// Where the probe server listens, when configured.
+    pub probe_addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Daemon {
+    /// Starts every task; returns once the listeners are bound.
+    pub async fn start(config: Config, source: Source, opts: Options) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
+        let probe = match config.server.probe_listen {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("server.probe_listen: cannot bind {a}"))?,
+            ),
+            None => None,
+        };
+        let audit = open_audit(&config)?;
+        let ctx = Context::new(config, source, &opts).await;
+        let addr = listener.local_addr()?;
+        let probe_addr = probe.as_ref().map(|l| l.local_addr()).transpose()?;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let admin = AdminState {
+            config: ctx.config.clone(),
+            shared: ctx.shared.clone(),
+            metrics: ctx.metrics.clone(),
+            clock: ctx.clock.clone(),
+            headers: Arc::new(opts.headers.clone()),
+        };
+        for (l, routes) in [(Some(listener), Routes::All), (probe, Routes::ProbesOnly)] {
+            let Some(l) = l else { continue };
+            let admin = admin.clone();
+            tracker.spawn(httpd::serve(
+                l,
+                ServeOptions::default(),
+                shutdown.clone(),
+                move |req| server::handle(admin.clone(), routes, req),
+            ));
+        }
+
+        // The scheduler: discovery, one loop per organization, and the cleanup loop.
+        let sched_ctx = ctx.clone();
+        let token = shutdown.clone();
+        let sched_tracker = tracker.clone();
+        tracker.spawn(async move {
+            let mut loops: HashMap<String, CancellationToken> = HashMap::new();
+            let interval = sched_ctx.config.scan.interval;
+            if sched_ctx.config.cleanup_enabled() {
+                let ctx = sched_ctx.clone();
+                let token = token.clone();
+                sched_tracker.spawn(async move { cleanup_loop(ctx, audit, token).await });
+            }
+            loop {
+                match sched_ctx.resolve_orgs().await {
+                    Ok(orgs) => {
+                        loops.retain(|id, t| {
+                            let keep = orgs.iter().any(|o| &o.id == id);
+                            if !keep {
+                                t.cancel();
+                            }
+                            keep
+                        });
+                        for org in orgs {
+                            if loops.contains_key(&org.id) {
+                                continue;
+                            }
+                            let t = token.child_token();
+                            loops.insert(org.id.clone(), t.clone());
+                            let ctx = sched_ctx.clone();
+                            sched_tracker.spawn(async move { org_loop(ctx, org, t).await });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "cannot resolve organizations");
+                    }
+                }
+                // Without discovery the set of organizations never changes.
+                if sched_ctx.config.discovery.is_none() && !loops.is_empty() {
+                    token.cancelled().await;
+                    break;
+                }
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+        Ok(Self {
+            ctx,
+            addr,
+            probe_addr,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// Starts a graceful shutdown and waits for it (bounded).
+    pub async fn stop(self) {
+        self.ctx.shared.shutting_down();
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("drain timed out; exiting with work in flight");
+        }
+    }
+}
+
+async fn org_loop(ctx: Context, org: OrgRef, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ctx.scan_and_publish(&org, None) => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(ctx.config.scan.interval) => {}
+        }
+    }
+}
+
+/// Runs cleanup after the first complete scan round at or past each interval.
+async fn cleanup_loop(ctx: Context, mut audit: AuditLog, cancel: CancellationToken) {
+    let mut changes = ctx.shared.subscribe();
+    loop {
+        let due = ctx.clock.now();
+        // Wait until every organization has finished a scan attempt at or after `due`.
+        loop {
+            let fresh = {
+                let snap = ctx.shared.snapshot();
+                !snap.is_empty()
+                    && snap
+                        .iter()
+                        .all(|s| s.last_attempt.is_some_and(|t| t >= due))
+            };
+            if fresh {
+                break;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = changes.changed() => if r.is_err() { return },
+            }
+        }
+        // The run itself is not raced against shutdown: it checks between tokens and
+        // finishes the token in hand.
+        let summary = ctx.cleanup(&mut audit, &cancel).await;
+        tracing::info!(actions = ?summary.actions, skipped_orgs = summary.skipped_orgs.len(), aborted = ?summary.aborted, "cleanup run complete");
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(ctx.config.cleanup.interval) => {}
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    source: Source,
+    opts: Options,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let daemon = Daemon::start(config, source, opts).await?;
+    tracing::info!(addr = %daemon.addr, "serving /metrics");
+    shutdown.await;
+    tracing::info!("shutting down");
+    daemon.stop().await;
+    Ok(())
+}
+
+/// Result of `once`.
+pub struct OnceOutcome {
+    /// Organizations and whether each scan completed.
+    pub scans: Vec<(OrgRef, Result<(), String>)>,
+    /// The cleanup run, when cleanup is configured.
+    pub cleanup: Option<RunSummary>,
+    /// The context, for reports.
+    pub ctx: Context,
+}
+
+/// One scan of every organization (concurrently), then one cleanup run when configured.
+pub async fn once(
+    config: Config,
+    source: Source,
+    opts: Options,
+    progress: Option<Progress>,
+) -> anyhow::Result<OnceOutcome> {
+    let mut audit = open_audit(&config)?;
+    let ctx = Context::new(config, source, &opts).await;
+    let orgs = ctx.resolve_orgs().await?;
+    let mut set = tokio::task::JoinSet::new();
+    for org in orgs {
+        let ctx = ctx.clone();
+        let progress = progress.clone();
+        set.spawn(async move {
+            let r = ctx
+                .scan_and_publish(&org, progress)
+                .await
+                .map_err(|e| e.to_string());
+            (org, r)
+        });
+    }
+    let mut scans = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(s) => scans.push(s),
+            Err(e) => anyhow::bail!("scan task failed: {e}"),
+        }
+    }
+    scans.sort_by(|a, b| a.0.cmp(&b.0));
+    let cleanup = if ctx.config.cleanup_enabled() {
+        Some(ctx.cleanup(&mut audit, &CancellationToken::new()).await)
+    } else {
+        None
+    };
+    Ok(OnceOutcome {
+        scans,
+        cleanup,
+        ctx,
+    })
+}

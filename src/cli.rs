@@ -1,0 +1,521 @@
+//! The command line: argument definitions and the commands' human output. This is the only
+//! module that prints to stdout.
+#![allow(clippy::print_stdout)]
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{self, Options, Source};
+use crate::config::Config;
+use crate::inventory::OwnerState;
+use crate::report;
+use crate::sim::{self, Faults, GenSpec, Scenario, Sim, SimConfig};
+use crate::workmail::ClientFactory;
+
+/// The demo's daemon configuration.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+/// Exit code of a configuration error.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code of an incomplete scan.
+pub const EXIT_INCOMPLETE: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "workmail-pat-monitor",
+    version,
+    about = "Prometheus exporter and policy-driven cleanup for Amazon WorkMail personal access tokens",
+    after_help = "Examples:\n  workmail-pat-monitor demo\n  workmail-pat-monitor run --config /etc/workmail-pat-monitor/config.toml\n  workmail-pat-monitor once --config config.toml\n  workmail-pat-monitor report --config config.toml --format csv --expiring-within 7d\n  workmail-pat-monitor sim --listen 127.0.0.1:4566 --seed 7 --organizations 3 --users 200"
+)]
+/// The command line.
+pub struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log level or filter (overrides RUST_LOG), e.g. `debug` or `info,aws_smithy_runtime=debug`.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// A table for the terminal, soonest expiry first.
+    Table,
+    /// RFC 4180 CSV.
+    Csv,
+    /// The JSON schema of /api/v1/tokens.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: scan on a schedule, serve /metrics, run cleanup when configured.
+    Run {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Scan once (and run cleanup once, when configured); exit 0 only if every
+    /// organization was scanned completely.
+    Once {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration and print the effective configuration.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the daemon against the embedded WorkMail emulator with a seeded data set.
+    Demo {
+        /// Where the daemon listens.
+        #[arg(long, default_value = "127.0.0.1:9795")]
+        listen: SocketAddr,
+        /// Where the emulator listens.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        sim_listen: SocketAddr,
+        /// Seed of the data set.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Serve the WorkMail emulator.
+    Sim(SimArgs),
+    /// Scan once and print every matching token with its owner and cleanup verdict.
+    Report {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Only this organization (id or alias).
+        #[arg(long)]
+        organization: Option<String>,
+        /// Only tokens expiring within this duration (expired ones included), e.g. 7d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expiring_within: Option<Duration>,
+        /// Only tokens unused for at least this duration, e.g. 90d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        unused_for: Option<Duration>,
+        /// Only tokens whose owner is in this state.
+        #[arg(long, value_parser = parse_owner_state)]
+        owner_state: Option<OwnerState>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn parse_owner_state(s: &str) -> Result<OwnerState, String> {
+    OwnerState::parse(s).ok_or_else(|| {
+        format!("unknown state {s:?} (expected ENABLED, DISABLED, DELETED or UNKNOWN)")
+    })
+}
+
+/// Arguments of `sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    pub listen: SocketAddr,
+    /// Region requests must be signed for.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Active organizations to generate (one more, not Active, is added).
+    #[arg(long, default_value_t = 3)]
+    pub organizations: usize,
+    /// Users per organization.
+    #[arg(long, default_value_t = 50)]
+    pub users: usize,
+    /// Tokens per organization (default: 1.5 per user).
+    #[arg(long)]
+    pub tokens: Option<usize>,
+    /// The instant generated times are relative to (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+    /// A scenario file (TOML or JSON) instead of generated data.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// A fault file (TOML or JSON).
+    #[arg(long)]
+    pub faults: Option<PathBuf>,
+    /// Verify signatures with these credentials (ACCESS_KEY_ID:SECRET; repeatable).
+    #[arg(long = "credentials")]
+    pub credentials: Vec<String>,
+}
+
+impl SimArgs {
+    /// Builds the emulator these arguments describe.
+    pub fn build(&self) -> anyhow::Result<Sim> {
+        let now = match &self.now {
+            Some(t) => sim::world::parse_time(t, chrono::Utc::now(), "--now")?,
+            None => chrono::Utc::now(),
+        };
+        let world = match &self.scenario {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("{}: cannot read", p.display()))?;
+                Scenario::parse(&text)
+                    .and_then(|s| s.build(now))
+                    .with_context(|| format!("{}", p.display()))?
+            }
+            None => sim::world::generate(&GenSpec {
+                seed: self.seed,
+                organizations: self.organizations,
+                users_per_org: self.users,
+                tokens_per_org: self.tokens,
+                inactive_organization: true,
+                now,
+            }),
+        };
+        let faults = match &self.faults {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("{}: cannot read", p.display()))?;
+                parse_faults(&text).with_context(|| format!("{}", p.display()))?
+            }
+            None => Faults::default(),
+        };
+        let mut credentials = std::collections::HashMap::new();
+        for c in &self.credentials {
+            let (k, s) = c
+                .split_once(':')
+                .with_context(|| format!("--credentials {c:?}: expected ACCESS_KEY_ID:SECRET"))?;
+            credentials.insert(k.to_owned(), s.to_owned());
+        }
+        Ok(Sim::new(
+            world,
+            SimConfig {
+                region: self.region.clone(),
+                credentials,
+                faults,
+                seed: self.seed,
+            },
+        ))
+    }
+}
+
+/// Parses a fault file (TOML, or JSON when it starts with `{`).
+pub fn parse_faults(text: &str) -> anyhow::Result<Faults> {
+    Ok(if text.trim_start().starts_with('{') {
+        serde_json::from_str(text)?
+    } else {
+        toml::from_str(text)?
+    })
+}
+
+/// Sets up logging on stderr.
+pub fn init_tracing(format: LogFormat, level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn load(path: &Path) -> Result<Config, u8> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_CONFIG
+    })
+}
+
+/// Runs a command; returns the process exit code.
+pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run { config } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            app::run(config, Source::Env, Options::default(), shutdown_signal()).await?;
+            Ok(0)
+        }
+        Command::Once { config } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let outcome = app::once(config, Source::Env, Options::default(), None).await?;
+            Ok(print_once(&outcome))
+        }
+        Command::CheckConfig { config: path } => {
+            let config = match load(&path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            println!("# {}: valid. Effective configuration:\n", path.display());
+            print!("{}", config.to_toml());
+            Ok(0)
+        }
+        Command::Demo {
+            listen,
+            sim_listen,
+            seed,
+        } => demo(listen, sim_listen, seed).await,
+        Command::Sim(args) => {
+            let sim = args.build()?;
+            let server = sim.start(args.listen).await?;
+            let endpoint = server.endpoint();
+            println!(
+                "WorkMail emulator listening on {endpoint} (region {})",
+                args.region
+            );
+            for o in server.sim.world().orgs.values() {
+                println!(
+                    "  {}  {:<10} {:<9} users={:<6} tokens={}",
+                    o.id,
+                    o.alias,
+                    o.state,
+                    o.users.len(),
+                    o.tokens.len()
+                );
+            }
+            println!(
+                "Try: AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x aws workmail list-organizations --region {} --endpoint-url {endpoint}",
+                args.region
+            );
+            let _ = std::io::stdout().flush();
+            shutdown_signal().await;
+            server.stop().await;
+            Ok(0)
+        }
+        Command::Report {
+            config,
+            format,
+            organization,
+            expiring_within,
+            unused_for,
+            owner_state,
+            output,
+        } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let filter = report::Filter {
+                organization,
+                expiring_within,
+                unused_for,
+                owner_state,
+            };
+            let progress: crate::scan::Progress = Arc::new(|org, n| {
+                eprint!("\rscanning {}: {n} tokens", org.label);
+            });
+            let mut config = config;
+            // A report never deletes: cleanup verdicts are computed, not acted on.
+            config.cleanup.mode = crate::config::CleanupMode::Off;
+            for o in &mut config.organizations {
+                o.cleanup.mode = None;
+            }
+            let outcome =
+                app::once(config, Source::Env, Options::default(), Some(progress)).await?;
+            eprintln!();
+            let code = report_output(&outcome, &filter, format, output.as_deref())?;
+            Ok(code)
+        }
+    }
+}
+
+/// Writes the report of a completed `once`; returns the exit code.
+pub fn report_output(
+    outcome: &app::OnceOutcome,
+    filter: &report::Filter,
+    format: ReportFormat,
+    output: Option<&Path>,
+) -> anyhow::Result<u8> {
+    let ctx = &outcome.ctx;
+    let rep = report::build_filtered(&ctx.config, &ctx.shared.snapshot(), ctx.clock.now(), filter);
+    let text = match format {
+        ReportFormat::Table => report::to_table(&rep),
+        ReportFormat::Csv => report::to_csv(&rep)?,
+        ReportFormat::Json => serde_json::to_string_pretty(&rep)? + "\n",
+    };
+    match output {
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("{}: cannot write", p.display()))?
+        }
+        None => print!("{text}"),
+    }
+    for (org, r) in &outcome.scans {
+        if let Err(e) = r {
+            eprintln!("warning: scan of {} incomplete: {e}", org.label);
+        }
+    }
+    Ok(if rep.complete { 0 } else { EXIT_INCOMPLETE })
+}
+
+fn print_once(outcome: &app::OnceOutcome) -> u8 {
+    let mut complete = true;
+    for (org, r) in &outcome.scans {
+        let st = outcome.ctx.shared.org(&org.id);
+        match r {
+            Ok(()) => {
+                let s = st
+                    .as_ref()
+                    .and_then(|s| s.stats.clone())
+                    .unwrap_or_default();
+                println!(
+                    "{} ({}): complete: {} tokens ({} active, {} expired, {} never used), {} owners; inactive owners: {}",
+                    org.label,
+                    org.id,
+                    s.active + s.expired,
+                    s.active,
+                    s.expired,
+                    s.never_used,
+                    s.owners,
+                    s.by_owner_state[1] + s.by_owner_state[2] + s.by_owner_state[3],
+                );
+                for (w, n) in &s.expiring {
+                    println!("    expiring within {w}: {n}");
+                }
+            }
+            Err(e) => {
+                complete = false;
+                println!("{} ({}): INCOMPLETE: {e}", org.label, org.id);
+            }
+        }
+    }
+    if let Some(c) = &outcome.cleanup {
+        let actions: Vec<String> = c.actions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "cleanup: {}{}{}",
+            if actions.is_empty() {
+                "nothing to do".to_owned()
+            } else {
+                actions.join(" ")
+            },
+            if c.skipped_orgs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} organization(s) skipped (incomplete scan)",
+                    c.skipped_orgs.len()
+                )
+            },
+            c.aborted
+                .as_ref()
+                .map(|a| format!("; ABORTED: {a}"))
+                .unwrap_or_default()
+        );
+        if c.aborted.is_some() {
+            complete = false;
+        }
+    }
+    if complete { 0 } else { EXIT_INCOMPLETE }
+}
+
+/// The demo's emulator: seeded data, some throttling, so every panel has data.
+pub fn demo_sim(seed: u64) -> Sim {
+    let world = sim::world::generate(&GenSpec {
+        seed,
+        organizations: 3,
+        users_per_org: 120,
+        tokens_per_org: None,
+        inactive_organization: true,
+        now: chrono::Utc::now(),
+    });
+    let mut faults = Faults::default();
+    // A little throttling, absorbed by the SDK's retries, so the dashboards' throttling
+    // panels have data.
+    for op in ["ListPersonalAccessTokens", "ListUsers", "DescribeUser"] {
+        faults.operations.insert(
+            op.to_owned(),
+            sim::OpFaults {
+                latency_ms: 2,
+                throttle_rate: Some(8.0),
+                throttle_burst: Some(4.0),
+                retry_after_ms: Some(50),
+                ..Default::default()
+            },
+        );
+    }
+    Sim::new(
+        world,
+        SimConfig {
+            region: "us-east-1".to_owned(),
+            faults,
+            seed,
+            ..Default::default()
+        },
+    )
+}
+
+async fn demo(listen: SocketAddr, sim_listen: SocketAddr, seed: u64) -> anyhow::Result<u8> {
+    let server = demo_sim(seed).start(sim_listen).await?;
+    let mut config = Config::parse(DEMO_CONFIG, "config/demo.toml")?;
+    config.server.listen = listen;
+    let source = Source::Sdk(Box::new(ClientFactory::static_sdk_config(
+        &server.endpoint(),
+        "us-east-1",
+    )));
+    let opts = Options {
+        initial_backoff: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let daemon = app::Daemon::start(config, source, opts).await?;
+    println!("WorkMail emulator: {} (seed {seed})", server.endpoint());
+    println!("Metrics:           http://{}/metrics", daemon.addr);
+    println!("Status page:       http://{}/", daemon.addr);
+    println!("Tokens API:        http://{}/api/v1/tokens", daemon.addr);
+    println!("Cleanup runs in dry-run mode: nothing is deleted. Ctrl-C to stop.");
+    let _ = std::io::stdout().flush();
+    shutdown_signal().await;
+    daemon.stop().await;
+    server.stop().await;
+    Ok(0)
+}

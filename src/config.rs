@@ -1,0 +1,995 @@
+//! Configuration in two stages: a raw serde shape mirroring the TOML file (unknown keys are
+//! errors), then a validated [`Config`] of typed values. Every error names the key.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::inventory::OwnerState;
+
+/// A configuration that cannot be used: where, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML did not parse, or had unknown keys or wrong types.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file (or `<config>`).
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        /// The file (or `<config>`).
+        origin: String,
+        /// The dotted key, e.g. `scan.page_size` or `cleanup.rules[2].unused_for`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+// === The raw shape ===
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    scan: RawScan,
+    #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
+    organizations: Vec<RawOrg>,
+    discovery: Option<RawDiscovery>,
+    #[serde(default)]
+    cleanup: RawCleanup,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    probe_listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScan {
+    interval: Option<String>,
+    page_size: Option<i64>,
+    max_concurrency: Option<i64>,
+    user_cache_ttl: Option<String>,
+    call_timeout: Option<String>,
+    max_attempts: Option<i64>,
+    retry_mode: Option<String>,
+    owner_lookup: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    expiry_windows: Option<Vec<String>>,
+    unused_thresholds: Option<Vec<String>>,
+    per_token: Option<bool>,
+    user_labels: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrg {
+    id: String,
+    region: Option<String>,
+    alias: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+    cleanup: Option<RawOrgCleanup>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrgCleanup {
+    mode: Option<String>,
+    max_deletions_per_run: Option<i64>,
+    max_deletions_percent: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    regions: Vec<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCleanup {
+    mode: Option<String>,
+    interval: Option<String>,
+    max_deletions_per_run: Option<i64>,
+    max_deletions_percent: Option<f64>,
+    warn_before: Option<String>,
+    #[serde(default)]
+    exclude_users: Vec<String>,
+    #[serde(default)]
+    exclude_tokens: Vec<String>,
+    audit_log: Option<PathBuf>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    expired_for: Option<String>,
+    unused_for: Option<String>,
+    owner_states: Option<Vec<String>>,
+    owner_disabled_for: Option<String>,
+    organizations: Option<Vec<String>>,
+}
+
+// === The validated configuration ===
+
+/// The validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[scan]`.
+    pub scan: ScanConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
+    /// `[[organizations]]`.
+    pub organizations: Vec<OrgConfig>,
+    /// `[discovery]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryConfig>,
+    /// `[cleanup]`.
+    pub cleanup: CleanupConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    /// Where `/metrics` and the status page are served.
+    pub listen: SocketAddr,
+    /// An optional plain-HTTP port serving only `/healthz` and `/readyz`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_listen: Option<SocketAddr>,
+}
+
+/// How owners are resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnerLookup {
+    /// Per organization, whichever of `DescribeUser` or `ListUsers` costs fewer calls.
+    Auto,
+    /// Always `DescribeUser`, through the cache.
+    Describe,
+    /// Always page `ListUsers`.
+    List,
+}
+
+/// SDK retry mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryMode {
+    /// Exponential backoff with jitter.
+    Standard,
+    /// Standard plus a client-side rate limiter that slows down when throttled.
+    Adaptive,
+}
+
+/// `[scan]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanConfig {
+    /// Time between scans of an organization.
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// `MaxResults` sent to list operations (1..=100).
+    pub page_size: i32,
+    /// In-flight API calls per organization.
+    pub max_concurrency: usize,
+    /// How long a resolved owner is trusted.
+    #[serde(serialize_with = "ser_duration")]
+    pub user_cache_ttl: Duration,
+    /// Timeout of one API call attempt.
+    #[serde(serialize_with = "ser_duration")]
+    pub call_timeout: Duration,
+    /// Attempts per API call, the first included.
+    pub max_attempts: u32,
+    /// SDK retry mode.
+    pub retry_mode: RetryMode,
+    /// How owners are resolved.
+    pub owner_lookup: OwnerLookup,
+}
+
+/// A duration as written in the config (`"7d"`), which is also its metric label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// As written, e.g. `7d`.
+    pub label: String,
+    /// Its length.
+    pub duration: Duration,
+}
+
+impl Serialize for Window {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.label)
+    }
+}
+
+/// A user attribute that may become a label of per-token series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserLabel {
+    /// `user_name`.
+    UserName,
+    /// `email`.
+    Email,
+    /// `display_name`.
+    DisplayName,
+}
+
+impl UserLabel {
+    /// The label name.
+    pub fn label(self) -> &'static str {
+        match self {
+            UserLabel::UserName => "user_name",
+            UserLabel::Email => "email",
+            UserLabel::DisplayName => "display_name",
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsConfig {
+    /// Windows of `workmail_pat_tokens_expiring`.
+    pub expiry_windows: Vec<Window>,
+    /// Thresholds of `workmail_pat_tokens_unused`.
+    pub unused_thresholds: Vec<Window>,
+    /// Whether per-token series are published.
+    pub per_token: bool,
+    /// User attributes added as labels of per-token series.
+    pub user_labels: Vec<UserLabel>,
+}
+
+/// One configured organization.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgConfig {
+    /// The organization id.
+    pub id: String,
+    /// Its region; the default region of the AWS chain when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The `organization` label; the id when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// A role to assume for this organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external id of that role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Cleanup overrides.
+    pub cleanup: OrgCleanup,
+}
+
+/// Per-organization overrides of the cleanup mode and limits.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OrgCleanup {
+    /// Overrides `cleanup.mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CleanupMode>,
+    /// Overrides `cleanup.max_deletions_per_run` for this organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_deletions_per_run: Option<u32>,
+    /// Overrides `cleanup.max_deletions_percent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_deletions_percent: Option<f64>,
+}
+
+/// `[discovery]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscoveryConfig {
+    /// Regions to call `ListOrganizations` in.
+    pub regions: Vec<String>,
+    /// A role to assume for discovery and for the organizations found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Its external id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// Whether cleanup runs, and whether it deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanupMode {
+    /// No cleanup.
+    Off,
+    /// Decide and report, delete nothing.
+    DryRun,
+    /// Delete.
+    Enforce,
+}
+
+impl CleanupMode {
+    /// As written in the config and in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupMode::Off => "off",
+            CleanupMode::DryRun => "dry-run",
+            CleanupMode::Enforce => "enforce",
+        }
+    }
+}
+
+/// `[cleanup]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanupConfig {
+    /// The default mode.
+    pub mode: CleanupMode,
+    /// Time between cleanup runs.
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// Deletions per run across all organizations.
+    pub max_deletions_per_run: u32,
+    /// Above this share of an organization's tokens, nothing is deleted there.
+    pub max_deletions_percent: f64,
+    /// How long before eligibility a token is reported as pending.
+    #[serde(serialize_with = "ser_duration")]
+    pub warn_before: Duration,
+    /// User exclusions.
+    pub exclude_users: Globs,
+    /// Token-name exclusions.
+    pub exclude_tokens: Globs,
+    /// The JSON-lines audit log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<PathBuf>,
+    /// The rules.
+    pub rules: Vec<Rule>,
+}
+
+/// A list of glob patterns and their compiled set.
+#[derive(Debug, Clone)]
+pub struct Globs {
+    /// As written.
+    pub patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl Globs {
+    /// Whether any pattern matches `s`.
+    pub fn is_match(&self, s: &str) -> bool {
+        !self.patterns.is_empty() && self.set.is_match(s)
+    }
+
+    /// Compiles patterns; the error names the pattern.
+    pub fn new(patterns: &[String]) -> Result<Self, (usize, String)> {
+        let mut b = GlobSetBuilder::new();
+        for (i, p) in patterns.iter().enumerate() {
+            let glob = globset::GlobBuilder::new(p)
+                .case_insensitive(true)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| (i, e.to_string()))?;
+            b.add(glob);
+        }
+        let set = b.build().map_err(|e| (0, e.to_string()))?;
+        Ok(Self {
+            patterns: patterns.to_vec(),
+            set,
+        })
+    }
+}
+
+impl Default for Globs {
+    fn default() -> Self {
+        Self {
+            patterns: Vec::new(),
+            set: GlobSet::empty(),
+        }
+    }
+}
+
+impl Serialize for Globs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.patterns.serialize(s)
+    }
+}
+
+/// One cleanup rule: a token matches when every condition it sets holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    /// The rule name (a metric and audit label).
+    pub name: String,
+    /// `ExpiresTime` at least this long in the past.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration"
+    )]
+    pub expired_for: Option<Duration>,
+    /// Last used (or, never used, created) at least this long ago.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration"
+    )]
+    pub unused_for: Option<Duration>,
+    /// The owner is in one of these states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_states: Option<Vec<OwnerState>>,
+    /// The owner's `DisabledDate` is at least this long ago.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration"
+    )]
+    pub owner_disabled_for: Option<Duration>,
+    /// Organizations (ids or aliases) the rule applies to; all when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organizations: Option<Vec<String>>,
+}
+
+impl Rule {
+    /// Whether the rule applies to an organization.
+    pub fn applies_to(&self, org_id: &str, alias: &str) -> bool {
+        self.organizations
+            .as_ref()
+            .is_none_or(|orgs| orgs.iter().any(|o| o == org_id || o == alias))
+    }
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        Validator { origin }.config(raw)
+    }
+
+    /// The effective configuration, as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// The cleanup mode of an organization.
+    pub fn cleanup_mode(&self, org_id: &str) -> CleanupMode {
+        self.org(org_id)
+            .and_then(|o| o.cleanup.mode)
+            .unwrap_or(self.cleanup.mode)
+    }
+
+    /// Whether any organization can have cleanup runs.
+    pub fn cleanup_enabled(&self) -> bool {
+        self.cleanup.mode != CleanupMode::Off
+            || self
+                .organizations
+                .iter()
+                .any(|o| o.cleanup.mode.is_some_and(|m| m != CleanupMode::Off))
+    }
+
+    /// The configured entry of an organization, if any.
+    pub fn org(&self, org_id: &str) -> Option<&OrgConfig> {
+        self.organizations.iter().find(|o| o.id == org_id)
+    }
+}
+
+struct Validator<'a> {
+    origin: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(&self, key: &str, value: &str) -> Result<Duration, ConfigError> {
+        humantime::parse_duration(value.trim()).map_err(|e| {
+            self.err(
+                key,
+                format!("invalid duration {value:?}: {e} (use e.g. \"90s\", \"10m\", \"7d\")"),
+            )
+        })
+    }
+
+    fn opt_duration(
+        &self,
+        key: &str,
+        value: Option<&String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        value.map_or(Ok(default), |v| self.duration(key, v))
+    }
+
+    fn int<T: TryFrom<i64>>(
+        &self,
+        key: &str,
+        value: Option<i64>,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<T, ConfigError> {
+        let v = value.unwrap_or(default);
+        if !range.contains(&v) {
+            return Err(self.err(
+                key,
+                format!(
+                    "{v} is out of range (allowed {}..={})",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        T::try_from(v).map_err(|_| self.err(key, format!("{v} is out of range")))
+    }
+
+    fn windows(
+        &self,
+        key: &str,
+        values: Option<Vec<String>>,
+        default: &[&str],
+    ) -> Result<Vec<Window>, ConfigError> {
+        let values = values.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
+        let mut out: Vec<Window> = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let k = format!("{key}[{i}]");
+            let duration = self.duration(&k, v)?;
+            if duration.is_zero() {
+                return Err(self.err(k, format!("{v:?} must be longer than zero")));
+            }
+            if out.iter().any(|w| w.label == v.trim()) {
+                return Err(self.err(k, format!("{v:?} is listed twice")));
+            }
+            out.push(Window {
+                label: v.trim().to_owned(),
+                duration,
+            });
+        }
+        Ok(out)
+    }
+
+    fn percent(&self, key: &str, v: f64) -> Result<f64, ConfigError> {
+        if !(0.0..=100.0).contains(&v) || v.is_nan() {
+            return Err(self.err(key, format!("{v} is not a percentage (0..=100)")));
+        }
+        Ok(v)
+    }
+
+    fn mode(&self, key: &str, v: &str) -> Result<CleanupMode, ConfigError> {
+        match v {
+            "off" => Ok(CleanupMode::Off),
+            "dry-run" => Ok(CleanupMode::DryRun),
+            "enforce" => Ok(CleanupMode::Enforce),
+            other => Err(self.err(
+                key,
+                format!("unknown mode {other:?} (expected \"off\", \"dry-run\" or \"enforce\")"),
+            )),
+        }
+    }
+
+    fn addr(&self, key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+        v.parse().map_err(|_| {
+            self.err(
+                key,
+                format!("{v:?} is not an address:port (e.g. \"0.0.0.0:9795\")"),
+            )
+        })
+    }
+
+    fn region(&self, key: &str, v: &str) -> Result<String, ConfigError> {
+        let ok = !v.is_empty()
+            && v.len() <= 32
+            && v.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(v.to_owned())
+        } else {
+            Err(self.err(
+                key,
+                format!("{v:?} is not an AWS region (e.g. \"us-east-1\")"),
+            ))
+        }
+    }
+
+    fn config(&self, raw: Raw) -> Result<Config, ConfigError> {
+        let server = ServerConfig {
+            listen: self.addr(
+                "server.listen",
+                raw.server.listen.as_deref().unwrap_or("0.0.0.0:9795"),
+            )?,
+            probe_listen: raw
+                .server
+                .probe_listen
+                .as_deref()
+                .map(|v| self.addr("server.probe_listen", v))
+                .transpose()?,
+        };
+        let s = &raw.scan;
+        let interval = self.opt_duration("scan.interval", s.interval.as_ref(), mins(10))?;
+        if interval < Duration::from_secs(1) {
+            return Err(self.err("scan.interval", "must be at least 1s"));
+        }
+        let call_timeout =
+            self.opt_duration("scan.call_timeout", s.call_timeout.as_ref(), secs(20))?;
+        if call_timeout < Duration::from_millis(10) {
+            return Err(self.err("scan.call_timeout", "must be at least 10ms"));
+        }
+        let scan = ScanConfig {
+            interval,
+            page_size: self.int("scan.page_size", s.page_size, 100, 1..=100)?,
+            max_concurrency: self.int("scan.max_concurrency", s.max_concurrency, 8, 1..=256)?,
+            user_cache_ttl: self.opt_duration(
+                "scan.user_cache_ttl",
+                s.user_cache_ttl.as_ref(),
+                mins(360),
+            )?,
+            call_timeout,
+            max_attempts: self.int("scan.max_attempts", s.max_attempts, 5, 1..=20)?,
+            retry_mode: match s.retry_mode.as_deref().unwrap_or("adaptive") {
+                "adaptive" => RetryMode::Adaptive,
+                "standard" => RetryMode::Standard,
+                other => {
+                    return Err(self.err(
+                        "scan.retry_mode",
+                        format!("unknown mode {other:?} (expected \"standard\" or \"adaptive\")"),
+                    ));
+                }
+            },
+            owner_lookup: match s.owner_lookup.as_deref().unwrap_or("auto") {
+                "auto" => OwnerLookup::Auto,
+                "describe" => OwnerLookup::Describe,
+                "list" => OwnerLookup::List,
+                other => {
+                    return Err(self.err(
+                        "scan.owner_lookup",
+                        format!(
+                            "unknown value {other:?} (expected \"auto\", \"describe\" or \"list\")"
+                        ),
+                    ));
+                }
+            },
+        };
+        let m = raw.metrics;
+        let mut user_labels = Vec::new();
+        for (i, l) in m
+            .user_labels
+            .unwrap_or_else(|| vec!["user_name".to_owned()])
+            .iter()
+            .enumerate()
+        {
+            let label = match l.as_str() {
+                "user_name" => UserLabel::UserName,
+                "email" => UserLabel::Email,
+                "display_name" => UserLabel::DisplayName,
+                other => {
+                    return Err(self.err(
+                        format!("metrics.user_labels[{i}]"),
+                        format!(
+                            "unknown label {other:?} (expected \"user_name\", \"email\" or \"display_name\")"
+                        ),
+                    ));
+                }
+            };
+            if user_labels.contains(&label) {
+                return Err(self.err(
+                    format!("metrics.user_labels[{i}]"),
+                    format!("{l:?} is listed twice"),
+                ));
+            }
+            user_labels.push(label);
+        }
+        let metrics = MetricsConfig {
+            expiry_windows: self.windows(
+                "metrics.expiry_windows",
+                m.expiry_windows,
+                &["1d", "7d", "30d"],
+            )?,
+            unused_thresholds: self.windows(
+                "metrics.unused_thresholds",
+                m.unused_thresholds,
+                &["30d", "90d"],
+            )?,
+            per_token: m.per_token.unwrap_or(true),
+            user_labels,
+        };
+
+        let mut organizations = Vec::new();
+        let mut seen_ids = BTreeSet::new();
+        let mut seen_aliases = BTreeSet::new();
+        for (i, o) in raw.organizations.into_iter().enumerate() {
+            let key = |k: &str| format!("organizations[{i}].{k}");
+            if !crate::sim::model::full_match("^m-[0-9a-f]{32}$", &o.id) {
+                return Err(self.err(
+                    key("id"),
+                    format!(
+                        "{:?} is not a WorkMail organization id (m- and 32 lower-case hex digits)",
+                        o.id
+                    ),
+                ));
+            }
+            if !seen_ids.insert(o.id.clone()) {
+                return Err(self.err(key("id"), format!("{:?} is configured twice", o.id)));
+            }
+            if let Some(alias) = &o.alias {
+                if alias.is_empty() || alias.len() > 128 {
+                    return Err(self.err(key("alias"), "must be 1 to 128 characters"));
+                }
+                if !seen_aliases.insert(alias.clone()) {
+                    return Err(self.err(key("alias"), format!("{alias:?} is used twice")));
+                }
+            }
+            let region = o
+                .region
+                .as_deref()
+                .map(|r| self.region(&key("region"), r))
+                .transpose()?;
+            if let Some(arn) = &o.role_arn {
+                self.role_arn(&key("role_arn"), arn)?;
+            }
+            if o.external_id.is_some() && o.role_arn.is_none() {
+                return Err(self.err(key("external_id"), "is set but role_arn is not"));
+            }
+            let c = o.cleanup.unwrap_or_default();
+            let cleanup = OrgCleanup {
+                mode: c
+                    .mode
+                    .as_deref()
+                    .map(|m| self.mode(&key("cleanup.mode"), m))
+                    .transpose()?,
+                max_deletions_per_run: c
+                    .max_deletions_per_run
+                    .map(|v| {
+                        self.int(
+                            &key("cleanup.max_deletions_per_run"),
+                            Some(v),
+                            0,
+                            0..=100_000,
+                        )
+                    })
+                    .transpose()?,
+                max_deletions_percent: c
+                    .max_deletions_percent
+                    .map(|v| self.percent(&key("cleanup.max_deletions_percent"), v))
+                    .transpose()?,
+            };
+            organizations.push(OrgConfig {
+                id: o.id,
+                region,
+                alias: o.alias,
+                role_arn: o.role_arn,
+                external_id: o.external_id,
+                cleanup,
+            });
+        }
+        let discovery = match raw.discovery {
+            Some(d) => {
+                if d.regions.is_empty() {
+                    return Err(self.err("discovery.regions", "must list at least one region"));
+                }
+                let mut regions = Vec::new();
+                for (i, r) in d.regions.iter().enumerate() {
+                    let r = self.region(&format!("discovery.regions[{i}]"), r)?;
+                    if regions.contains(&r) {
+                        return Err(self.err(
+                            format!("discovery.regions[{i}]"),
+                            format!("{r:?} is listed twice"),
+                        ));
+                    }
+                    regions.push(r);
+                }
+                if let Some(arn) = &d.role_arn {
+                    self.role_arn("discovery.role_arn", arn)?;
+                }
+                Some(DiscoveryConfig {
+                    regions,
+                    role_arn: d.role_arn,
+                    external_id: d.external_id,
+                })
+            }
+            None => None,
+        };
+        if organizations.is_empty() && discovery.is_none() {
+            return Err(self.err(
+                "organizations",
+                "no organizations: add [[organizations]] entries or a [discovery] section",
+            ));
+        }
+        let cleanup = self.cleanup(raw.cleanup, &organizations)?;
+        Ok(Config {
+            server,
+            scan,
+            metrics,
+            organizations,
+            discovery,
+            cleanup,
+        })
+    }
+
+    fn role_arn(&self, key: &str, arn: &str) -> Result<(), ConfigError> {
+        if crate::sim::model::full_match(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", arn) {
+            Ok(())
+        } else {
+            Err(self.err(
+                key,
+                format!("{arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"),
+            ))
+        }
+    }
+
+    fn cleanup(&self, c: RawCleanup, orgs: &[OrgConfig]) -> Result<CleanupConfig, ConfigError> {
+        let mode = self.mode("cleanup.mode", c.mode.as_deref().unwrap_or("off"))?;
+        let interval = self.opt_duration("cleanup.interval", c.interval.as_ref(), mins(24 * 60))?;
+        if interval < Duration::from_secs(1) {
+            return Err(self.err("cleanup.interval", "must be at least 1s"));
+        }
+        let globs = |key: &str, patterns: &[String]| {
+            Globs::new(patterns).map_err(|(i, e)| {
+                self.err(
+                    format!("{key}[{i}]"),
+                    format!(
+                        "invalid glob {:?}: {e}",
+                        patterns.get(i).cloned().unwrap_or_default()
+                    ),
+                )
+            })
+        };
+        let mut rules: Vec<Rule> = Vec::new();
+        for (i, r) in c.rules.into_iter().enumerate() {
+            let key = |k: &str| format!("cleanup.rules[{i}].{k}");
+            let valid_name = !r.name.is_empty()
+                && r.name.len() <= 64
+                && r.name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+            if !valid_name {
+                return Err(self.err(
+                    key("name"),
+                    format!("{:?} must be 1 to 64 characters of [A-Za-z0-9_-]", r.name),
+                ));
+            }
+            if rules.iter().any(|x| x.name == r.name) {
+                return Err(self.err(key("name"), format!("{:?} is used twice", r.name)));
+            }
+            let dur = |k: &str, v: &Option<String>| {
+                v.as_ref().map(|v| self.duration(&key(k), v)).transpose()
+            };
+            let owner_states = match r.owner_states {
+                Some(states) => {
+                    if states.is_empty() {
+                        return Err(self.err(key("owner_states"), "must not be empty"));
+                    }
+                    let mut out = Vec::new();
+                    for (j, s) in states.iter().enumerate() {
+                        let st = OwnerState::parse(s).ok_or_else(|| {
+                            self.err(
+                                format!("cleanup.rules[{i}].owner_states[{j}]"),
+                                format!(
+                                    "unknown state {s:?} (expected ENABLED, DISABLED, DELETED or UNKNOWN)"
+                                ),
+                            )
+                        })?;
+                        out.push(st);
+                    }
+                    Some(out)
+                }
+                None => None,
+            };
+            let rule = Rule {
+                name: r.name,
+                expired_for: dur("expired_for", &r.expired_for)?,
+                unused_for: dur("unused_for", &r.unused_for)?,
+                owner_states,
+                owner_disabled_for: dur("owner_disabled_for", &r.owner_disabled_for)?,
+                organizations: r.organizations,
+            };
+            if rule.expired_for.is_none()
+                && rule.unused_for.is_none()
+                && rule.owner_states.is_none()
+                && rule.owner_disabled_for.is_none()
+            {
+                return Err(self.err(
+                    format!("cleanup.rules[{i}]"),
+                    "has no condition: set expired_for, unused_for, owner_states or owner_disabled_for",
+                ));
+            }
+            if let Some(list) = &rule.organizations {
+                for (j, o) in list.iter().enumerate() {
+                    let known = orgs
+                        .iter()
+                        .any(|c| &c.id == o || c.alias.as_deref() == Some(o.as_str()))
+                        || crate::sim::model::full_match("^m-[0-9a-f]{32}$", o);
+                    if !known {
+                        return Err(self.err(
+                            format!("cleanup.rules[{i}].organizations[{j}]"),
+                            format!("{o:?} is neither a configured alias nor an organization id"),
+                        ));
+                    }
+                }
+            }
+            rules.push(rule);
+        }
+        if mode != CleanupMode::Off && rules.is_empty() {
+            return Err(self.err(
+                "cleanup.rules",
+                format!(
+                    "cleanup.mode is {:?} but no rules are configured",
+                    mode.as_str()
+                ),
+            ));
+        }
+        Ok(CleanupConfig {
+            mode,
+            interval,
+            max_deletions_per_run: self.int(
+                "cleanup.max_deletions_per_run",
+                c.max_deletions_per_run,
+                25,
+                0..=100_000,
+            )?,
+            max_deletions_percent: self.percent(
+                "cleanup.max_deletions_percent",
+                c.max_deletions_percent.unwrap_or(10.0),
+            )?,
+            warn_before: self.opt_duration(
+                "cleanup.warn_before",
+                c.warn_before.as_ref(),
+                mins(7 * 24 * 60),
+            )?,
+            exclude_users: globs("cleanup.exclude_users", &c.exclude_users)?,
+            exclude_tokens: globs("cleanup.exclude_tokens", &c.exclude_tokens)?,
+            audit_log: c.audit_log,
+            rules,
+        })
+    }
+}
+
+fn mins(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}

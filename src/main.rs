@@ -1,0 +1,20 @@
+//! The `workmail-pat-monitor` binary: parses the command line, sets up logging and runs the
+//! command. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use workmail_pat_monitor::cli::{self, Cli};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_tracing(cli.log_format, cli.log_level.as_deref());
+    match cli::execute(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The inventory report: every token with its owner and cleanup verdict, as one stable JSON
+//! schema (also served at `/api/v1/tokens`), a terminal table or RFC 4180 CSV.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::inventory::OwnerState;
+use crate::policy::{self, Verdict};
+use crate::state::OrgStatus;
+
+/// Report schema version; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Schema version.
+    pub schema_version: u32,
+    /// When the report was made.
+    pub generated_at: DateTime<Utc>,
+    /// Whether every organization's latest scan completed.
+    pub complete: bool,
+    /// One entry per organization.
+    pub organizations: Vec<OrgRow>,
+    /// Matching tokens, soonest expiry first.
+    pub tokens: Vec<TokenRow>,
+}
+
+/// An organization in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgRow {
+    /// Id.
+    pub organization_id: String,
+    /// Label.
+    pub organization: String,
+    /// Whether the latest scan completed.
+    pub up: bool,
+    /// When the data was scanned (the last complete scan).
+    pub scanned_at: Option<DateTime<Utc>>,
+    /// The latest scan error, if any.
+    pub error: Option<String>,
+    /// Tokens in the last complete scan.
+    pub tokens: usize,
+}
+
+/// What the cleanup policy says of a token.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CleanupVerdict {
+    /// `eligible` (a rule matches now), `upcoming` (will match at `at`), `excluded`, `none`.
+    pub status: &'static str,
+    /// The rule.
+    pub rule: Option<String>,
+    /// When the token became or becomes eligible.
+    pub at: Option<DateTime<Utc>>,
+    /// The exclusion that protects it.
+    pub excluded_by: Option<String>,
+}
+
+/// A token in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRow {
+    /// Organization id.
+    pub organization_id: String,
+    /// Organization label.
+    pub organization: String,
+    /// Owner user id.
+    pub user_id: String,
+    /// Owner user name.
+    pub user_name: Option<String>,
+    /// Owner email.
+    pub user_email: Option<String>,
+    /// Owner display name.
+    pub user_display_name: Option<String>,
+    /// Owner state.
+    pub user_state: OwnerState,
+    /// IAM Identity Center user id.
+    pub identity_provider_user_id: Option<String>,
+    /// Token id.
+    pub token_id: String,
+    /// Token name.
+    pub token_name: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Created.
+    pub created: Option<DateTime<Utc>>,
+    /// Last used.
+    pub last_used: Option<DateTime<Utc>>,
+    /// Expires.
+    pub expires: Option<DateTime<Utc>>,
+    /// Days until expiry (negative once expired), to one decimal.
+    pub days_left: Option<f64>,
+    /// The cleanup verdict.
+    pub cleanup: CleanupVerdict,
+}
+
+/// Filters of the `report` command.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Organization id or label.
+    pub organization: Option<String>,
+    /// Only tokens expiring within this (expired ones included).
+    pub expiring_within: Option<Duration>,
+    /// Only tokens unused for at least this.
+    pub unused_for: Option<Duration>,
+    /// Only tokens whose owner is in this state.
+    pub owner_state: Option<OwnerState>,
+}
+
+impl Filter {
+    fn keep(&self, row: &TokenRow, now: DateTime<Utc>) -> bool {
+        if let Some(o) = &self.organization
+            && o != &row.organization_id
+            && o != &row.organization
+        {
+            return false;
+        }
+        if let Some(w) = self.expiring_within {
+            let limit = now + chrono::Duration::from_std(w).unwrap_or(chrono::Duration::MAX);
+            if row.expires.is_none_or(|e| e > limit) {
+                return false;
+            }
+        }
+        if let Some(u) = self.unused_for {
+            let last = row.last_used.or(row.created);
+            let min = chrono::Duration::from_std(u).unwrap_or(chrono::Duration::MAX);
+            if last.is_none_or(|l| now - l < min) {
+                return false;
+            }
+        }
+        self.owner_state.is_none_or(|s| s == row.user_state)
+    }
+}
+
+/// Builds the full report from published state.
+pub fn build(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> Report {
+    build_filtered(config, orgs, now, &Filter::default())
+}
+
+/// Builds the report with a filter.
+pub fn build_filtered(
+    config: &Config,
+    orgs: &[OrgStatus],
+    now: DateTime<Utc>,
+    filter: &Filter,
+) -> Report {
+    let mut tokens = Vec::new();
+    let mut rows = Vec::new();
+    for st in orgs {
+        if let Some(o) = &filter.organization
+            && o != &st.org.id
+            && o != &st.org.label
+        {
+            continue;
+        }
+        rows.push(OrgRow {
+            organization_id: st.org.id.clone(),
+            organization: st.org.label.clone(),
+            up: st.up,
+            scanned_at: st.inventory.as_ref().map(|i| i.scanned_at),
+            error: st.last_error.as_ref().map(|e| e.message.clone()),
+            tokens: st.inventory.as_ref().map_or(0, |i| i.tokens.len()),
+        });
+        let Some(inv) = &st.inventory else { continue };
+        for t in &inv.tokens {
+            let owner = inv.owner_of(t);
+            let cleanup = if config.cleanup.rules.is_empty() {
+                CleanupVerdict {
+                    status: "none",
+                    rule: None,
+                    at: None,
+                    excluded_by: None,
+                }
+            } else {
+                let name = |i: usize| Some(config.cleanup.rules[i].name.clone());
+                match policy::verdict(&config.cleanup, inv, t, now) {
+                    Verdict::Eligible { rule, since } => CleanupVerdict {
+                        status: "eligible",
+                        rule: name(rule),
+                        at: Some(since),
+                        excluded_by: None,
+                    },
+                    Verdict::Upcoming { rule, at } => CleanupVerdict {
+                        status: "upcoming",
+                        rule: name(rule),
+                        at: Some(at),
+                        excluded_by: None,
+                    },
+                    Verdict::Excluded { rule, by } => CleanupVerdict {
+                        status: "excluded",
+                        rule: name(rule),
+                        at: None,
+                        excluded_by: Some(by),
+                    },
+                    Verdict::Never => CleanupVerdict {
+                        status: "none",
+                        rule: None,
+                        at: None,
+                        excluded_by: None,
+                    },
+                }
+            };
+            let row = TokenRow {
+                organization_id: st.org.id.clone(),
+                organization: st.org.label.clone(),
+                user_id: t.user_id.clone(),
+                user_name: owner.and_then(|o| o.name.clone()),
+                user_email: owner.and_then(|o| o.email.clone()),
+                user_display_name: owner.and_then(|o| o.display_name.clone()),
+                user_state: inv.owner_state(t),
+                identity_provider_user_id: owner.and_then(|o| o.identity_provider_user_id.clone()),
+                token_id: t.id.clone(),
+                token_name: t.name.clone(),
+                scopes: t.scopes.clone(),
+                created: t.created,
+                last_used: t.last_used,
+                expires: t.expires,
+                days_left: t
+                    .expires
+                    .map(|e| ((e - now).num_seconds() as f64 / 8640.0).floor() / 10.0),
+                cleanup,
+            };
+            if filter.keep(&row, now) {
+                tokens.push(row);
+            }
+        }
+    }
+    tokens.sort_by(|a, b| {
+        let key = |r: &TokenRow| r.days_left.unwrap_or(f64::INFINITY);
+        key(a)
+            .total_cmp(&key(b))
+            .then_with(|| a.organization.cmp(&b.organization))
+            .then_with(|| a.token_id.cmp(&b.token_id))
+    });
+    Report {
+        schema_version: SCHEMA_VERSION,
+        generated_at: now,
+        complete: !rows.is_empty() && rows.iter().all(|r| r.up),
+        organizations: rows,
+        tokens,
+    }
+}
+
+fn day(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
+}
+
+fn verdict_text(v: &CleanupVerdict) -> String {
+    match v.status {
+        "eligible" => format!("delete now ({})", v.rule.as_deref().unwrap_or("")),
+        "upcoming" => format!("{} from {}", v.rule.as_deref().unwrap_or(""), day(v.at)),
+        "excluded" => format!("excluded ({})", v.rule.as_deref().unwrap_or("")),
+        _ => String::new(),
+    }
+}
+
+/// The CSV header, in column order.
+pub const CSV_COLUMNS: &[&str] = &[
+    "organization_id",
+    "organization",
+    "user_id",
+    "user_name",
+    "user_email",
+    "user_state",
+    "identity_provider_user_id",
+    "token_id",
+    "token_name",
+    "scopes",
+    "created",
+    "last_used",
+    "expires",
+    "days_left",
+    "cleanup_status",
+    "cleanup_rule",
+    "cleanup_at",
+];
+
+/// Renders the report as RFC 4180 CSV (CRLF line ends, quoting as needed).
+pub fn to_csv(report: &Report) -> Result<String, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record(CSV_COLUMNS)?;
+    let ts = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    for r in &report.tokens {
+        w.write_record([
+            r.organization_id.as_str(),
+            &r.organization,
+            &r.user_id,
+            r.user_name.as_deref().unwrap_or(""),
+            r.user_email.as_deref().unwrap_or(""),
+            r.user_state.as_str(),
+            r.identity_provider_user_id.as_deref().unwrap_or(""),
+            &r.token_id,
+            &r.token_name,
+            &r.scopes.join(" "),
+            &ts(r.created),
+            &ts(r.last_used),
+            &ts(r.expires),
+            &r.days_left.map(|d| format!("{d:.1}")).unwrap_or_default(),
+            r.cleanup.status,
+            r.cleanup.rule.as_deref().unwrap_or(""),
+            &ts(r.cleanup.at),
+        ])?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Renders the report as a table that fits a terminal.
+pub fn to_table(report: &Report) -> String {
+    let header = [
+        "ORGANIZATION",
+        "USER",
+        "STATE",
+        "TOKEN",
+        "EXPIRES",
+        "DAYS",
+        "LAST USED",
+        "CLEANUP",
+    ];
+    let cell = |s: &str, n: usize| {
+        let mut out: String = s.chars().take(n).collect();
+        if s.chars().count() > n {
+            out.pop();
+            out.push('…');
+        }
+        out
+    };
+    let rows: Vec<[String; 8]> = report
+        .tokens
+        .iter()
+        .map(|r| {
+            [
+                cell(&r.organization, 16),
+                cell(
+                    r.user_name
+                        .as_deref()
+                        .or(r.user_email.as_deref())
+                        .unwrap_or(&r.user_id),
+                    24,
+                ),
+                r.user_state.as_str().to_owned(),
+                cell(&r.token_name, 24),
+                day(r.expires),
+                r.days_left.map(|d| format!("{d:.1}")).unwrap_or_default(),
+                if r.last_used.is_some() {
+                    day(r.last_used)
+                } else {
+                    "never".to_owned()
+                },
+                cell(&verdict_text(&r.cleanup), 28),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(w.saturating_sub(c.chars().count())));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(&header.map(str::to_owned));
+    for r in &rows {
+        out.push_str(&line(r));
+    }
+    let incomplete: Vec<&str> = report
+        .organizations
+        .iter()
+        .filter(|o| !o.up)
+        .map(|o| o.organization.as_str())
+        .collect();
+    out.push_str(&format!(
+        "{} tokens in {} organizations{}\n",
+        report.tokens.len(),
+        report.organizations.len(),
+        if incomplete.is_empty() {
+            String::new()
+        } else {
+            format!("; INCOMPLETE scan of: {}", incomplete.join(", "))
+        }
+    ));
+    out
+}

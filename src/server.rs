@@ -1,0 +1,109 @@
+//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, the status page and the tokens
+//! API. GET and HEAD only; request bodies are refused.
+
+use std::sync::Arc;
+
+use hyper::Request;
+use hyper::body::{Body, Incoming};
+
+use crate::config::Config;
+use crate::httpd::{Resp, respond};
+use crate::metrics::{self, Metrics};
+use crate::state::Shared;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Published state.
+    pub shared: Arc<Shared>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The clock (for "days left" on the status page).
+    pub clock: crate::clock::Clock,
+    /// Extra response headers (from the web config).
+    pub headers: Arc<Vec<(http::HeaderName, http::HeaderValue)>>,
+}
+
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// Everything.
+    All,
+    /// Only `/healthz` and `/readyz` (the plain probe port).
+    ProbesOnly,
+}
+
+/// Handles one request.
+pub async fn handle(state: AdminState, routes: Routes, req: Request<Incoming>) -> Resp {
+    let mut resp = route(&state, routes, &req);
+    for (k, v) in state.headers.iter() {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    if req.method() == http::Method::HEAD {
+        *resp.body_mut() = http_body_util::Full::new(bytes::Bytes::new());
+    }
+    resp
+}
+
+fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> Resp {
+    let path = req.uri().path();
+    let known = matches!(
+        path,
+        "/metrics" | "/healthz" | "/readyz" | "/" | "/api/v1/tokens"
+    );
+    let allowed_here = routes == Routes::All || matches!(path, "/healthz" | "/readyz");
+    if !known || !allowed_here {
+        return respond(404, "text/plain; charset=utf-8", "not found\n");
+    }
+    if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+        let mut r = respond(405, "text/plain; charset=utf-8", "method not allowed\n");
+        r.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
+        return r;
+    }
+    let has_body = req.body().size_hint().upper().is_none_or(|n| n > 0);
+    if has_body {
+        return respond(
+            413,
+            "text/plain; charset=utf-8",
+            "request bodies are not accepted\n",
+        );
+    }
+    match path {
+        "/metrics" => respond(
+            200,
+            metrics::CONTENT_TYPE,
+            state.metrics.render(&state.shared),
+        ),
+        "/healthz" => respond(200, "text/plain; charset=utf-8", "ok\n"),
+        "/readyz" => {
+            if state.shared.ready() {
+                respond(200, "text/plain; charset=utf-8", "ready\n")
+            } else {
+                respond(
+                    503,
+                    "text/plain; charset=utf-8",
+                    "not ready: waiting for the first scan of every organization, or shutting down\n",
+                )
+            }
+        }
+        "/api/v1/tokens" => {
+            let now = state.clock.now();
+            let report = crate::report::build(&state.config, &state.shared.snapshot(), now);
+            respond(
+                200,
+                "application/json",
+                serde_json::to_string_pretty(&report).unwrap_or_default(),
+            )
+        }
+        _ => respond(
+            200,
+            "text/html; charset=utf-8",
+            crate::status::render(&state.config, &state.shared.snapshot(), state.clock.now()),
+        ),
+    }
+}

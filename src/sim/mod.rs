@@ -1,0 +1,732 @@
+//! The WorkMail emulator: the slice of the WorkMail API this project uses, over the real
+//! AWS JSON 1.1 protocol, with model-driven validation, SigV4 checks, fault injection and
+//! introspection. Tests, benchmarks and the `demo` command all run against it.
+//!
+//! Introspection lives under `/_sim/`, which the AWS protocol (`POST /` only) never uses.
+
+pub mod faults;
+pub mod model;
+pub mod ops;
+pub mod sigv4;
+pub mod world;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Limited};
+use hyper::Request;
+use hyper::body::Incoming;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::httpd::{self, Resp};
+pub use faults::{Faults, OpFaults};
+pub use ops::{ApiError, Deleted, OPERATIONS};
+pub use world::{GenSpec, Scenario, World};
+
+/// The largest request body the emulator reads.
+const MAX_BODY: usize = 1 << 20;
+
+/// How the emulator behaves, apart from its data.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The region requests must be signed for.
+    pub region: String,
+    /// Access key id → secret key. Empty: any credentials are accepted (scope still checked).
+    pub credentials: HashMap<String, String>,
+    /// Faults in force from the start.
+    pub faults: Faults,
+    /// Seeds the fault dice and the pagination-token key.
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".to_owned(),
+            credentials: HashMap::new(),
+            faults: Faults::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// Calls the emulator received.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calls {
+    /// Requests per operation (every attempt, including refused and faulted ones).
+    pub by_operation: BTreeMap<String, u64>,
+    /// Requests per operation and attempt number (from the SDK's `amz-sdk-request` header).
+    pub by_attempt: BTreeMap<String, BTreeMap<u32, u64>>,
+    /// Requests refused for their credentials or signature.
+    pub refused: u64,
+}
+
+impl Calls {
+    /// Requests for `operation`.
+    pub fn count(&self, operation: &str) -> u64 {
+        self.by_operation.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Requests for `operation` that were retries (attempt 2 or later).
+    pub fn retries(&self, operation: &str) -> u64 {
+        self.by_attempt.get(operation).map_or(0, |m| {
+            m.iter().filter(|(a, _)| **a > 1).map(|(_, n)| n).sum()
+        })
+    }
+
+    /// Requests of every operation.
+    pub fn total(&self) -> u64 {
+        self.by_operation.values().sum()
+    }
+}
+
+/// A change to the emulator's state during a test or a demo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Mutation {
+    /// Records a use of a token (now, or at `at`).
+    MarkUsed {
+        /// Organization id.
+        organization_id: String,
+        /// Token id.
+        token_id: String,
+        /// When (RFC 3339); the emulator's clock when absent.
+        at: Option<DateTime<Utc>>,
+    },
+    /// Moves a token's expiry (a renewal, or an expiry in the past).
+    SetExpiry {
+        /// Organization id.
+        organization_id: String,
+        /// Token id.
+        token_id: String,
+        /// The new expiry.
+        expires: DateTime<Utc>,
+    },
+    /// Changes a user's state (setting or clearing its disabled date).
+    SetUserState {
+        /// Organization id.
+        organization_id: String,
+        /// User id.
+        user_id: String,
+        /// `ENABLED`, `DISABLED` or `DELETED`.
+        state: String,
+    },
+    /// Adds a token.
+    AddToken {
+        /// Organization id.
+        organization_id: String,
+        /// The token.
+        token_id: String,
+        /// Owner.
+        user_id: String,
+        /// Name.
+        name: String,
+        /// Created.
+        created: DateTime<Utc>,
+        /// Last used.
+        last_used: Option<DateTime<Utc>>,
+        /// Expires.
+        expires: DateTime<Utc>,
+        /// Scopes.
+        scopes: Vec<String>,
+    },
+    /// Removes a token behind the API's back (as the user deleting it would).
+    RemoveToken {
+        /// Organization id.
+        organization_id: String,
+        /// Token id.
+        token_id: String,
+    },
+    /// Changes an organization's state (e.g. to `Deleted`, mid-scan).
+    SetOrganizationState {
+        /// Organization id.
+        organization_id: String,
+        /// The new state.
+        state: String,
+    },
+    /// Skews the emulator's clock (signature dates are checked against it).
+    SetClockSkew {
+        /// Seconds added to the real clock; negative for a clock behind.
+        seconds: i64,
+    },
+}
+
+/// The emulator: cheap to clone, shared by its server and by tests.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    region: String,
+    credentials: HashMap<String, String>,
+    page_key: [u8; 32],
+    world: Mutex<World>,
+    faults: Mutex<Faults>,
+    buckets: Mutex<HashMap<String, faults::Bucket>>,
+    rng: Mutex<ChaCha8Rng>,
+    calls: Mutex<Calls>,
+    deleted: Mutex<Vec<Deleted>>,
+    skew_secs: Mutex<i64>,
+    request_seq: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread must not wedge the emulator for the others.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running emulator server.
+pub struct SimServer {
+    /// The emulator, for introspection and mutation.
+    pub sim: Sim,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimServer {
+    /// The endpoint URL to give an SDK client.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Sim {
+    /// An emulator holding `world`.
+    pub fn new(world: World, config: SimConfig) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_cafe);
+        let mut page_key = [0u8; 32];
+        rng.fill(&mut page_key);
+        Self {
+            inner: Arc::new(Inner {
+                region: config.region,
+                credentials: config.credentials,
+                page_key,
+                world: Mutex::new(world),
+                faults: Mutex::new(config.faults),
+                buckets: Mutex::new(HashMap::new()),
+                rng: Mutex::new(rng),
+                calls: Mutex::new(Calls::default()),
+                deleted: Mutex::new(Vec::new()),
+                skew_secs: Mutex::new(0),
+                request_seq: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Serves on `addr` (port 0 picks a free one) until the returned server is stopped.
+    pub async fn start(self, addr: SocketAddr) -> std::io::Result<SimServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let sim = self.clone();
+        let token = shutdown.clone();
+        let opts = httpd::ServeOptions {
+            max_connections: 512,
+            drain_timeout: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let task = tokio::spawn(async move {
+            httpd::serve(listener, opts, token, move |req| {
+                let sim = sim.clone();
+                async move { sim.handle(req).await }
+            })
+            .await;
+        });
+        Ok(SimServer {
+            sim: self,
+            addr,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The region requests must be signed for.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    /// A copy of the current world.
+    pub fn world(&self) -> World {
+        lock(&self.inner.world).clone()
+    }
+
+    /// Runs `f` on the world (for changes no [`Mutation`] covers).
+    pub fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut lock(&self.inner.world))
+    }
+
+    /// The calls received so far.
+    pub fn calls(&self) -> Calls {
+        lock(&self.inner.calls).clone()
+    }
+
+    /// Forgets the calls received so far.
+    pub fn reset_calls(&self) {
+        *lock(&self.inner.calls) = Calls::default();
+    }
+
+    /// The tokens deleted through the API, in order.
+    pub fn deleted(&self) -> Vec<Deleted> {
+        lock(&self.inner.deleted).clone()
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        lock(&self.inner.faults).clone()
+    }
+
+    /// Replaces the faults in force.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.inner.faults) = faults;
+        lock(&self.inner.buckets).clear();
+    }
+
+    /// Replaces one operation's faults (`"*"` for the default).
+    pub fn set_op_faults(&self, operation: &str, op: OpFaults) {
+        let mut f = lock(&self.inner.faults);
+        if operation == "*" {
+            f.default = op;
+        } else {
+            f.operations.insert(operation.to_owned(), op);
+        }
+        lock(&self.inner.buckets).remove(operation);
+    }
+
+    /// The emulator's clock: the real one plus the configured skew.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(*lock(&self.inner.skew_secs))
+    }
+
+    /// Applies a mutation.
+    pub fn mutate(&self, m: Mutation) -> Result<(), String> {
+        if let Mutation::SetClockSkew { seconds } = m {
+            *lock(&self.inner.skew_secs) = seconds;
+            return Ok(());
+        }
+        let now = self.now();
+        let mut world = lock(&self.inner.world);
+        match m {
+            Mutation::MarkUsed {
+                organization_id,
+                token_id,
+                at,
+            } => {
+                let t = token_mut(&mut world, &organization_id, &token_id)?;
+                t.last_used = Some(at.unwrap_or(now));
+            }
+            Mutation::SetExpiry {
+                organization_id,
+                token_id,
+                expires,
+            } => {
+                token_mut(&mut world, &organization_id, &token_id)?.expires = expires;
+            }
+            Mutation::SetUserState {
+                organization_id,
+                user_id,
+                state,
+            } => {
+                let o = org_mut(&mut world, &organization_id)?;
+                let u = o
+                    .users
+                    .get_mut(&user_id)
+                    .ok_or_else(|| format!("no user {user_id}"))?;
+                u.disabled_date = (state != "ENABLED").then_some(now);
+                u.state = state;
+            }
+            Mutation::AddToken {
+                organization_id,
+                token_id,
+                user_id,
+                name,
+                created,
+                last_used,
+                expires,
+                scopes,
+            } => {
+                let o = org_mut(&mut world, &organization_id)?;
+                o.tokens.insert(
+                    token_id.clone(),
+                    world::Token {
+                        id: token_id,
+                        user_id,
+                        name,
+                        created,
+                        last_used,
+                        expires,
+                        scopes,
+                    },
+                );
+            }
+            Mutation::RemoveToken {
+                organization_id,
+                token_id,
+            } => {
+                let o = org_mut(&mut world, &organization_id)?;
+                o.tokens
+                    .remove(&token_id)
+                    .ok_or_else(|| format!("no token {token_id}"))?;
+            }
+            Mutation::SetOrganizationState {
+                organization_id,
+                state,
+            } => {
+                org_mut(&mut world, &organization_id)?.state = state;
+            }
+            Mutation::SetClockSkew { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Resp {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return self.error(&ApiError::client(
+                    "SerializationException",
+                    "request body too large or unreadable",
+                ));
+            }
+        };
+        if parts.uri.path().starts_with("/_sim/") {
+            return self.introspect(&parts.method, parts.uri.path(), &body);
+        }
+        self.api(&parts, &body).await
+    }
+
+    async fn api(&self, parts: &http::request::Parts, body: &Bytes) -> Resp {
+        if parts.method != http::Method::POST || parts.uri.path() != "/" {
+            return self.error(&ApiError {
+                status: 404,
+                code: "UnknownOperationException",
+                message: "The AWS JSON 1.1 protocol uses POST /".into(),
+            });
+        }
+        let now = self.now();
+        let signed = sigv4::Signed {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or_default(),
+            headers: &parts.headers,
+            body,
+        };
+        if let Err(refusal) =
+            sigv4::verify(&signed, &self.inner.region, &self.inner.credentials, now)
+        {
+            lock(&self.inner.calls).refused += 1;
+            return self.error(&ApiError {
+                status: 403,
+                code: refusal.code,
+                message: refusal.message,
+            });
+        }
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let op = match target.strip_prefix("WorkMailService.") {
+            Some(op) if OPERATIONS.contains(&op) => op,
+            _ => {
+                return self.error(&ApiError::client(
+                    "UnknownOperationException",
+                    format!("Unknown operation {target:?}"),
+                ));
+            }
+        };
+        self.record_call(op, &parts.headers);
+
+        let faults = self.faults().for_op(op).clone();
+        if let Some(resp) = self.inject(op, &faults).await {
+            return resp;
+        }
+        let request: Value = if body.is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return self.error(&ApiError::client(
+                        "SerializationException",
+                        format!("request body is not valid JSON: {e}"),
+                    ));
+                }
+            }
+        };
+        if let Err(invalid) = model::validate(op, &request) {
+            let code = match invalid {
+                model::Invalid::Serialization(_) => "SerializationException",
+                model::Invalid::Constraints(_) => "InvalidParameterException",
+            };
+            return self.error(&ApiError::client(code, invalid.message()));
+        }
+        let result = {
+            let mut world = lock(&self.inner.world);
+            let mut deleted = lock(&self.inner.deleted);
+            let ctx = ops::Ctx {
+                region: &self.inner.region,
+                page_key: &self.inner.page_key,
+                faults: &faults,
+                now,
+            };
+            ops::handle(&mut world, op, &request, &ctx, &mut deleted)
+        };
+        match result {
+            Ok(v) => {
+                let text = v.to_string();
+                let (truncate, garble) = {
+                    let mut rng = lock(&self.inner.rng);
+                    (
+                        roll(&mut rng, faults.truncated_rate),
+                        roll(&mut rng, faults.malformed_rate),
+                    )
+                };
+                let body = if truncate {
+                    let mut cut = text.len() / 2;
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    text[..cut].to_owned()
+                } else if garble {
+                    "<html><body>502 Bad Gateway</body></html>".to_owned()
+                } else {
+                    text
+                };
+                self.finish(httpd::respond(200, "application/x-amz-json-1.1", body))
+            }
+            Err(e) => self.error(&e),
+        }
+    }
+
+    fn record_call(&self, op: &str, headers: &http::HeaderMap) {
+        let attempt = headers
+            .get("amz-sdk-request")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(';')
+                    .find_map(|kv| kv.trim().strip_prefix("attempt="))
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(1);
+        let mut calls = lock(&self.inner.calls);
+        *calls.by_operation.entry(op.to_owned()).or_default() += 1;
+        *calls
+            .by_attempt
+            .entry(op.to_owned())
+            .or_default()
+            .entry(attempt)
+            .or_default() += 1;
+    }
+
+    /// Applies latency, then decides whether this call fails by injection.
+    async fn inject(&self, op: &str, f: &OpFaults) -> Option<Resp> {
+        let (delay, injected) = {
+            let mut rng = lock(&self.inner.rng);
+            let jitter = if f.jitter_ms > 0 {
+                rng.random_range(0..=f.jitter_ms)
+            } else {
+                0
+            };
+            let delay = Duration::from_millis(f.latency_ms + jitter);
+            let injected = if f.access_denied {
+                Some(faults::Injected::AccessDenied)
+            } else if roll(&mut rng, f.stall_rate) {
+                Some(faults::Injected::Stall(Duration::from_millis(
+                    f.stall_ms.unwrap_or(60_000),
+                )))
+            } else if roll(&mut rng, f.internal_error_rate) {
+                Some(faults::Injected::InternalError)
+            } else if roll(&mut rng, f.unavailable_rate) {
+                Some(faults::Injected::Unavailable)
+            } else {
+                None
+            };
+            (delay, injected)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let injected = injected.or_else(|| {
+            let rate = f.throttle_rate?;
+            let burst = f.throttle_burst.unwrap_or(rate).max(1.0);
+            let now = tokio::time::Instant::now();
+            let mut buckets = lock(&self.inner.buckets);
+            let bucket = buckets
+                .entry(op.to_owned())
+                .or_insert_with(|| faults::Bucket::new(burst, now));
+            (!bucket.try_take(rate, burst, now))
+                .then_some(faults::Injected::Throttle(f.retry_after_ms))
+        })?;
+        Some(match injected {
+            faults::Injected::Throttle(after) => {
+                let mut resp =
+                    self.error(&ApiError::client("ThrottlingException", "Rate exceeded"));
+                if let Some(ms) = after
+                    && let Ok(v) = http::HeaderValue::from_str(&ms.to_string())
+                {
+                    resp.headers_mut().insert("x-amz-retry-after", v);
+                }
+                resp
+            }
+            faults::Injected::InternalError => self.error(&ApiError {
+                status: 500,
+                code: "InternalFailure",
+                message: "injected internal failure".into(),
+            }),
+            faults::Injected::Unavailable => self.error(&ApiError {
+                status: 503,
+                code: "ServiceUnavailable",
+                message: "injected unavailability".into(),
+            }),
+            faults::Injected::Stall(d) => {
+                tokio::time::sleep(d).await;
+                self.error(&ApiError {
+                    status: 500,
+                    code: "InternalFailure",
+                    message: "stalled".into(),
+                })
+            }
+            faults::Injected::AccessDenied => self.error(&ApiError::client(
+                "AccessDeniedException",
+                format!("User is not authorized to perform: workmail:{op}"),
+            )),
+            faults::Injected::Truncated | faults::Injected::Malformed => return None,
+        })
+    }
+
+    fn error(&self, e: &ApiError) -> Resp {
+        let body = json!({ "__type": e.code, "Message": e.message }).to_string();
+        let mut resp = httpd::respond(e.status, "application/x-amz-json-1.1", body);
+        if let Ok(v) = http::HeaderValue::from_str(e.code) {
+            resp.headers_mut().insert("x-amzn-errortype", v);
+        }
+        self.finish(resp)
+    }
+
+    /// Adds the headers every AWS response carries.
+    fn finish(&self, mut resp: Resp) -> Resp {
+        let seq = self.inner.request_seq.fetch_add(1, Ordering::Relaxed);
+        let id = format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            seq as u32,
+            (seq >> 32) as u16,
+            seq & 0xfff,
+            (seq >> 12) & 0xfff,
+            seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) & 0xffff_ffff_ffff
+        );
+        let h = resp.headers_mut();
+        if let Ok(v) = http::HeaderValue::from_str(&id) {
+            h.insert("x-amzn-requestid", v);
+        }
+        let date = self.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(v) = http::HeaderValue::from_str(&date) {
+            h.insert(http::header::DATE, v);
+        }
+        resp
+    }
+
+    fn introspect(&self, method: &http::Method, path: &str, body: &[u8]) -> Resp {
+        let ok = |v: Value| httpd::respond(200, "application/json", v.to_string());
+        let bad = |msg: String| {
+            httpd::respond(400, "application/json", json!({ "error": msg }).to_string())
+        };
+        match (method.as_str(), path) {
+            ("GET", "/_sim/calls") => ok(serde_json::to_value(self.calls()).unwrap_or_default()),
+            ("DELETE", "/_sim/calls") => {
+                self.reset_calls();
+                ok(json!({}))
+            }
+            ("GET", "/_sim/deleted") => {
+                ok(serde_json::to_value(self.deleted()).unwrap_or_default())
+            }
+            ("GET", "/_sim/faults") => ok(serde_json::to_value(self.faults()).unwrap_or_default()),
+            ("PUT", "/_sim/faults") => match serde_json::from_slice::<Faults>(body) {
+                Ok(f) => {
+                    self.set_faults(f);
+                    ok(json!({}))
+                }
+                Err(e) => bad(format!("invalid faults: {e}")),
+            },
+            ("POST", "/_sim/mutate") => match serde_json::from_slice::<Mutation>(body) {
+                Ok(m) => match self.mutate(m) {
+                    Ok(()) => ok(json!({})),
+                    Err(e) => bad(e),
+                },
+                Err(e) => bad(format!("invalid mutation: {e}")),
+            },
+            ("GET", "/_sim/world") => {
+                let world = self.world();
+                let orgs: Vec<Value> = world
+                    .orgs
+                    .values()
+                    .map(|o| {
+                        json!({
+                            "id": o.id,
+                            "alias": o.alias,
+                            "state": o.state,
+                            "users": o.users.len(),
+                            "tokens": o.tokens.len(),
+                            "pat_status": o.identity_provider.as_ref().map(|p| p.pat_status.clone()),
+                        })
+                    })
+                    .collect();
+                ok(json!({ "region": self.inner.region, "organizations": orgs }))
+            }
+            (
+                _,
+                "/_sim/calls" | "/_sim/deleted" | "/_sim/faults" | "/_sim/mutate" | "/_sim/world",
+            ) => httpd::respond(405, "text/plain", "method not allowed\n"),
+            _ => httpd::respond(404, "text/plain", "not found\n"),
+        }
+    }
+}
+
+fn roll(rng: &mut ChaCha8Rng, p: f64) -> bool {
+    p > 0.0 && rng.random::<f64>() < p
+}
+
+fn org_mut<'a>(world: &'a mut World, org: &str) -> Result<&'a mut world::Org, String> {
+    world
+        .orgs
+        .get_mut(org)
+        .ok_or_else(|| format!("no organization {org}"))
+}
+
+fn token_mut<'a>(
+    world: &'a mut World,
+    org: &str,
+    token: &str,
+) -> Result<&'a mut world::Token, String> {
+    org_mut(world, org)?
+        .tokens
+        .get_mut(token)
+        .ok_or_else(|| format!("no token {token}"))
+}

@@ -1,0 +1,294 @@
+//! The published state: per organization, the last complete inventory and what was derived
+//! from it at that scan, scan health, and the latest cleanup run. Metrics, the status page
+//! and the tokens API read it; only scans and cleanup runs write it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::inventory::{OrgInventory, OrgRef, OwnerState};
+use crate::policy::{self, OrgPlan};
+
+/// Aggregates of one organization, computed when its scan completed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct OrgStats {
+    /// Tokens not expired.
+    pub active: u64,
+    /// Tokens expired.
+    pub expired: u64,
+    /// Active tokens expiring within each window (label, count).
+    pub expiring: Vec<(String, u64)>,
+    /// Tokens unused for at least each threshold (label, count).
+    pub unused: Vec<(String, u64)>,
+    /// Tokens never used.
+    pub never_used: u64,
+    /// Tokens by owner state, in [`OwnerState::ALL`] order.
+    pub by_owner_state: [u64; 4],
+    /// Distinct owners.
+    pub owners: u64,
+}
+
+/// Computes the aggregates of an inventory at `now`.
+pub fn stats(config: &Config, inv: &OrgInventory, now: DateTime<Utc>) -> OrgStats {
+    let mut s = OrgStats {
+        expiring: config
+            .metrics
+            .expiry_windows
+            .iter()
+            .map(|w| (w.label.clone(), 0))
+            .collect(),
+        unused: config
+            .metrics
+            .unused_thresholds
+            .iter()
+            .map(|w| (w.label.clone(), 0))
+            .collect(),
+        ..Default::default()
+    };
+    let mut owners = std::collections::HashSet::new();
+    for t in &inv.tokens {
+        owners.insert(t.user_id.as_str());
+        if t.is_expired(now) {
+            s.expired += 1;
+        } else {
+            s.active += 1;
+            if let Some(exp) = t.expires {
+                for (w, (_, n)) in config.metrics.expiry_windows.iter().zip(&mut s.expiring) {
+                    if exp - now <= chrono::Duration::from_std(w.duration).unwrap_or_default() {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        if t.last_used.is_none() {
+            s.never_used += 1;
+        }
+        if let Some(last) = t.last_activity() {
+            for (w, (_, n)) in config.metrics.unused_thresholds.iter().zip(&mut s.unused) {
+                if now - last >= chrono::Duration::from_std(w.duration).unwrap_or_default() {
+                    *n += 1;
+                }
+            }
+        }
+        let state = inv.owner_state(t);
+        let i = OwnerState::ALL
+            .iter()
+            .position(|s| *s == state)
+            .unwrap_or(3);
+        s.by_owner_state[i] += 1;
+    }
+    s.owners = owners.len() as u64;
+    s
+}
+
+/// Why the last scan of an organization failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanFailure {
+    /// Bounded kind.
+    pub kind: &'static str,
+    /// Details, for logs and the status page.
+    pub message: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// One decision of a cleanup run, as published.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRecord {
+    /// Token id.
+    pub token_id: String,
+    /// Token name.
+    pub token_name: String,
+    /// Owner user id.
+    pub user_id: String,
+    /// Rule name.
+    pub rule: String,
+    /// The action (`deleted`, `would_delete`, ...).
+    pub action: &'static str,
+    /// Reason in words.
+    pub reason: String,
+}
+
+/// The latest cleanup run of one organization.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CleanupRun {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Mode in force.
+    pub mode: &'static str,
+    /// Candidates per rule at the run.
+    pub candidates: BTreeMap<String, u64>,
+    /// Every decision of the run.
+    pub actions: Vec<ActionRecord>,
+}
+
+/// Everything published about one organization.
+#[derive(Debug, Clone)]
+pub struct OrgStatus {
+    /// The organization.
+    pub org: OrgRef,
+    /// The last complete inventory.
+    pub inventory: Option<Arc<OrgInventory>>,
+    /// Aggregates of that inventory at its scan.
+    pub stats: Option<Arc<OrgStats>>,
+    /// The policy's plan at that scan.
+    pub plan: Option<Arc<OrgPlan>>,
+    /// Whether the last scan completed.
+    pub up: bool,
+    /// Whether a scan has been attempted.
+    pub attempted: bool,
+    /// When the last scan attempt ended.
+    pub last_attempt: Option<DateTime<Utc>>,
+    /// When the last complete scan ended.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Duration of the last scan attempt, in seconds.
+    pub last_duration: Option<f64>,
+    /// Why the last scan failed, when it did.
+    pub last_error: Option<ScanFailure>,
+    /// The latest cleanup run.
+    pub cleanup: Option<Arc<CleanupRun>>,
+}
+
+impl OrgStatus {
+    fn new(org: OrgRef) -> Self {
+        Self {
+            org,
+            inventory: None,
+            stats: None,
+            plan: None,
+            up: false,
+            attempted: false,
+            last_attempt: None,
+            last_success: None,
+            last_duration: None,
+            last_error: None,
+            cleanup: None,
+        }
+    }
+}
+
+/// The published state, shared by every task.
+#[derive(Debug)]
+pub struct Shared {
+    orgs: Mutex<BTreeMap<String, OrgStatus>>,
+    discovered: Mutex<bool>,
+    shutting_down: Mutex<bool>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            orgs: Mutex::new(BTreeMap::new()),
+            discovered: Mutex::new(false),
+            shutting_down: Mutex::new(false),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Declares the organizations to scan (after discovery); others are forgotten.
+    pub fn set_orgs(&self, orgs: &[OrgRef]) {
+        let mut map = lock(&self.orgs);
+        map.retain(|id, _| orgs.iter().any(|o| &o.id == id));
+        for o in orgs {
+            map.entry(o.id.clone())
+                .or_insert_with(|| OrgStatus::new(o.clone()));
+        }
+        drop(map);
+        *lock(&self.discovered) = true;
+        self.bump();
+    }
+
+    /// A snapshot of every organization's status, by id.
+    pub fn snapshot(&self) -> Vec<OrgStatus> {
+        lock(&self.orgs).values().cloned().collect()
+    }
+
+    /// The status of one organization.
+    pub fn org(&self, id: &str) -> Option<OrgStatus> {
+        lock(&self.orgs).get(id).cloned()
+    }
+
+    /// Publishes a complete scan.
+    pub fn scan_succeeded(
+        &self,
+        config: &Config,
+        inv: OrgInventory,
+        duration: f64,
+        now: DateTime<Utc>,
+    ) {
+        let stats = stats(config, &inv, now);
+        let plan = (!config.cleanup.rules.is_empty())
+            .then(|| Arc::new(policy::plan(&config.cleanup, &inv, now)));
+        let mut map = lock(&self.orgs);
+        let st = map
+            .entry(inv.org.id.clone())
+            .or_insert_with(|| OrgStatus::new(inv.org.clone()));
+        st.inventory = Some(Arc::new(inv));
+        st.stats = Some(Arc::new(stats));
+        st.plan = plan;
+        st.up = true;
+        st.attempted = true;
+        st.last_attempt = Some(now);
+        st.last_success = Some(now);
+        st.last_duration = Some(duration);
+        st.last_error = None;
+        drop(map);
+        self.bump();
+    }
+
+    /// Records a failed scan; the last complete data stays published.
+    pub fn scan_failed(&self, org: &OrgRef, failure: ScanFailure, duration: f64) {
+        let mut map = lock(&self.orgs);
+        let st = map
+            .entry(org.id.clone())
+            .or_insert_with(|| OrgStatus::new(org.clone()));
+        st.up = false;
+        st.attempted = true;
+        st.last_attempt = Some(failure.at);
+        st.last_duration = Some(duration);
+        st.last_error = Some(failure);
+        drop(map);
+        self.bump();
+    }
+
+    /// Publishes an organization's cleanup run.
+    pub fn cleanup_ran(&self, org_id: &str, run: CleanupRun) {
+        if let Some(st) = lock(&self.orgs).get_mut(org_id) {
+            st.cleanup = Some(Arc::new(run));
+        }
+        self.bump();
+    }
+
+    /// Whether every organization has had a first scan attempt.
+    pub fn ready(&self) -> bool {
+        !*lock(&self.shutting_down)
+            && *lock(&self.discovered)
+            && lock(&self.orgs).values().all(|s| s.attempted)
+    }
+
+    /// Marks the start of shutdown (readiness turns 503).
+    pub fn shutting_down(&self) {
+        *lock(&self.shutting_down) = true;
+        self.bump();
+    }
+
+    /// A receiver that sees every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
