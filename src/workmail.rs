@@ -99,7 +99,15 @@ impl ApiError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        let message = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+        let message = match e.as_service_error() {
+            // The code and the service's message; the full context repeats the raw response.
+            Some(s) => format!(
+                "{}: {}",
+                s.code().unwrap_or("unknown error"),
+                s.message().unwrap_or("no message")
+            ),
+            None => aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+        };
         let kind = match &e {
             SdkError::TimeoutError(_) => "timeout",
             SdkError::DispatchFailure(d) if d.is_timeout() => "timeout",

@@ -1,0 +1,283 @@
+//! Cleanup end to end: dry-run and enforce decide the same set, limits hold, nothing is
+//! deleted on partial data or after a change, and the audit log matches the actions.
+
+use std::collections::BTreeSet;
+
+use workmail_pat_monitor::app::Context;
+use workmail_pat_monitor::audit::{AuditLog, Record};
+use workmail_pat_monitor::config::Config;
+use workmail_pat_monitor::sim::{Mutation, OpFaults};
+use tokio_util::sync::CancellationToken;
+
+use crate::monitor::{BASIC, CORP, base_config};
+use crate::support::*;
+
+fn cleanup_config(mode: &str, extra: &str) -> Config {
+    base_config(&format!(
+        r#"
+[cleanup]
+mode = "{mode}"
+max_deletions_per_run = 25
+max_deletions_percent = 100
+exclude_tokens = ["break-glass*"]
+{extra}
+
+[[cleanup.rules]]
+name = "expired"
+expired_for = "0d"
+
+[[cleanup.rules]]
+name = "owner-disabled"
+owner_states = ["DISABLED", "DELETED"]
+
+[[cleanup.rules]]
+name = "unused-180d"
+unused_for = "180d"
+"#
+    ))
+}
+
+/// (action, token id) pairs of the latest run of an organization.
+fn actions(ctx: &Context, org: &str) -> BTreeSet<(String, String)> {
+    ctx.shared
+        .org(org)
+        .and_then(|s| s.cleanup)
+        .map(|run| {
+            run.actions
+                .iter()
+                .map(|a| (a.action.to_owned(), a.token_id.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, t)| ((*a).to_owned(), (*t).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn dry_run_reports_the_exact_set_and_deletes_nothing() {
+    let server = start_scenario(BASIC).await;
+    let (out, _) = once(&server, cleanup_config("dry-run", "")).await;
+    assert!(server.sim.deleted().is_empty());
+    assert_eq!(server.sim.calls().count("DeletePersonalAccessToken"), 0);
+    assert_eq!(
+        actions(&out.ctx, CORP),
+        set(&[
+            ("would_delete", "t4-expired"),
+            ("would_delete", "t3-disabled-owner"),
+            ("excluded", "t6-break-glass"),
+        ])
+    );
+    let text = out.ctx.metrics.render(&out.ctx.shared);
+    assert_eq!(sample(&text, "workmail_pat_cleanup_candidates", &[r#"organization="corp""#, r#"rule="expired""#]), Some(1.0));
+    assert_eq!(sample(&text, "workmail_pat_cleanup_candidates", &[r#"organization="corp""#, r#"rule="owner-disabled""#]), Some(1.0));
+    assert_eq!(sample(&text, "workmail_pat_cleanup_candidates", &[r#"organization="corp""#, r#"rule="unused-180d""#]), Some(0.0));
+    assert_eq!(sample(&text, "workmail_pat_cleanup_actions_total", &[r#"organization="corp""#, r#"action="would_delete""#, r#"rule="expired""#]), Some(1.0));
+    assert_eq!(
+        sample(&text, "workmail_pat_token_deletion_eligible_timestamp_seconds", &[r#"token_id="t4-expired""#, r#"rule="expired""#]),
+        Some((now() - chrono::Duration::days(2)).timestamp() as f64)
+    );
+    assert!(sample(&text, "workmail_pat_cleanup_last_run_timestamp_seconds", &[r#"organization="corp""#]).is_some());
+}
+
+#[tokio::test]
+async fn enforce_deletes_exactly_the_dry_run_set_and_audits_each_action() {
+    let server = start_scenario(BASIC).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let cfg = cleanup_config("enforce", &format!("audit_log = {:?}", log.display().to_string()));
+    let (out, _) = once(&server, cfg).await;
+    let deleted: BTreeSet<String> = server.sim.deleted().into_iter().map(|d| d.token_id).collect();
+    assert_eq!(deleted, ["t3-disabled-owner", "t4-expired"].map(String::from).into());
+    assert_eq!(
+        actions(&out.ctx, CORP),
+        set(&[
+            ("deleted", "t4-expired"),
+            ("deleted", "t3-disabled-owner"),
+            ("excluded", "t6-break-glass"),
+        ])
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let audited: BTreeSet<(String, String)> = records
+        .iter()
+        .map(|r| (r.outcome.clone(), r.token_id.clone()))
+        .collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(audited, actions(&out.ctx, CORP));
+    let t4 = records.iter().find(|r| r.token_id == "t4-expired").unwrap();
+    assert_eq!(t4.mode, "enforce");
+    assert_eq!(t4.rule, "expired");
+    assert_eq!(t4.user_name.as_deref(), Some("carol"));
+    assert_eq!(t4.user_state, "DELETED");
+    assert!(t4.reason.contains("expired on"), "{}", t4.reason);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn the_run_limit_stops_at_the_limit() {
+    let server = start_scenario(BASIC).await;
+    let mut cfg = cleanup_config("enforce", "");
+    cfg.cleanup.max_deletions_per_run = 1;
+    let (out, _) = once(&server, cfg).await;
+    assert_eq!(server.sim.deleted().len(), 1);
+    let a = actions(&out.ctx, CORP);
+    assert_eq!(a.iter().filter(|(x, _)| x == "deleted").count(), 1);
+    assert_eq!(a.iter().filter(|(x, _)| x == "skipped_limit").count(), 1);
+}
+
+#[tokio::test]
+async fn the_percent_guard_deletes_nothing_in_the_organization() {
+    let server = start_scenario(BASIC).await;
+    let mut cfg = cleanup_config("enforce", "");
+    // 2 candidates of 6 tokens is 33%: above 30, nothing goes; at 34, both do.
+    cfg.cleanup.max_deletions_percent = 30.0;
+    let (out, _) = once(&server, cfg).await;
+    assert!(server.sim.deleted().is_empty());
+    assert_eq!(
+        actions(&out.ctx, CORP),
+        set(&[
+            ("skipped_limit", "t4-expired"),
+            ("skipped_limit", "t3-disabled-owner"),
+            ("excluded", "t6-break-glass"),
+        ])
+    );
+    let server = start_scenario(BASIC).await;
+    let mut cfg = cleanup_config("enforce", "");
+    cfg.cleanup.max_deletions_percent = 34.0;
+    let _ = once(&server, cfg).await;
+    assert_eq!(server.sim.deleted().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_page_means_no_deletions_in_that_organization() {
+    let server = start_scenario(BASIC).await;
+    server.sim.set_op_faults(
+        "ListPersonalAccessTokens",
+        OpFaults {
+            fail_pages: vec![2],
+            ..Default::default()
+        },
+    );
+    let mut cfg = cleanup_config("enforce", "");
+    cfg.scan.max_attempts = 2;
+    let (out, _) = once(&server, cfg).await;
+    assert!(server.sim.deleted().is_empty());
+    assert_eq!(server.sim.calls().count("DeletePersonalAccessToken"), 0);
+    assert!(actions(&out.ctx, CORP).is_empty());
+    let summary = out.cleanup.unwrap();
+    assert!(summary.skipped_orgs.contains(&CORP.to_owned()));
+}
+
+#[tokio::test]
+async fn a_token_used_between_scan_and_cleanup_survives() {
+    let server = start_scenario(BASIC).await;
+    let cfg = base_config(
+        r#"
+[cleanup]
+mode = "enforce"
+max_deletions_percent = 100
+exclude_tokens = ["break-glass*"]
+[[cleanup.rules]]
+name = "unused-90d"
+unused_for = "90d"
+"#,
+    );
+    let (opts, _) = options();
+    let ctx = Context::new(cfg, source(&server), &opts).await;
+    let orgs = ctx.resolve_orgs().await.unwrap();
+    for org in &orgs {
+        let _ = ctx.scan_and_publish(org, None).await;
+    }
+    // Used after the scan, and another removed by its owner.
+    server
+        .sim
+        .mutate(Mutation::MarkUsed {
+            organization_id: CORP.to_owned(),
+            token_id: "t3-disabled-owner".to_owned(),
+            at: Some(now()),
+        })
+        .unwrap();
+    server
+        .sim
+        .mutate(Mutation::RemoveToken {
+            organization_id: CORP.to_owned(),
+            token_id: "t4-expired".to_owned(),
+        })
+        .unwrap();
+    let mut audit = AuditLog::disabled();
+    let summary = ctx.cleanup(&mut audit, &CancellationToken::new()).await;
+    assert!(server.sim.deleted().is_empty(), "{summary:?}");
+    assert_eq!(
+        actions(&ctx, CORP),
+        set(&[
+            ("skipped_changed", "t3-disabled-owner"),
+            ("already_gone", "t4-expired"),
+            ("excluded", "t6-break-glass"),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn an_owner_enabled_again_before_cleanup_keeps_the_token() {
+    let server = start_scenario(BASIC).await;
+    let (opts, _) = options();
+    let ctx = Context::new(cleanup_config("enforce", ""), source(&server), &opts).await;
+    let orgs = ctx.resolve_orgs().await.unwrap();
+    for org in &orgs {
+        let _ = ctx.scan_and_publish(org, None).await;
+    }
+    server
+        .sim
+        .mutate(Mutation::SetUserState {
+            organization_id: CORP.to_owned(),
+            user_id: "22222222-2222-2222-2222-222222222222".to_owned(),
+            state: "ENABLED".to_owned(),
+        })
+        .unwrap();
+    let mut audit = AuditLog::disabled();
+    ctx.cleanup(&mut audit, &CancellationToken::new()).await;
+    let deleted: Vec<String> = server.sim.deleted().into_iter().map(|d| d.token_id).collect();
+    assert_eq!(deleted, ["t4-expired"]);
+    assert!(actions(&ctx, CORP).contains(&("skipped_changed".to_owned(), "t3-disabled-owner".to_owned())));
+}
+
+#[tokio::test]
+async fn delete_failures_are_recorded_and_the_run_continues() {
+    let server = start_scenario(BASIC).await;
+    server.sim.set_op_faults(
+        "DeletePersonalAccessToken",
+        OpFaults {
+            internal_error_rate: 1.0,
+            ..Default::default()
+        },
+    );
+    let mut cfg = cleanup_config("enforce", "");
+    cfg.scan.max_attempts = 2;
+    let (out, _) = once(&server, cfg).await;
+    assert!(server.sim.deleted().is_empty());
+    let a = actions(&out.ctx, CORP);
+    assert_eq!(a.iter().filter(|(x, _)| x == "failed").count(), 2, "{a:?}");
+    // Two attempts per token: the SDK retried each 500 once.
+    assert_eq!(server.sim.calls().count("DeletePersonalAccessToken"), 4);
+}
+
+#[tokio::test]
+async fn per_organization_mode_arms_one_organization_at_a_time() {
+    let server = start_scenario(BASIC).await;
+    let mut cfg = cleanup_config("dry-run", "");
+    cfg.organizations[1].cleanup.mode = Some(workmail_pat_monitor::config::CleanupMode::Enforce);
+    let (out, _) = once(&server, cfg).await;
+    // corp stays in dry-run; labs (armed) has nothing eligible.
+    assert!(server.sim.deleted().is_empty());
+    assert!(actions(&out.ctx, CORP).iter().all(|(a, _)| a != "deleted"));
+}

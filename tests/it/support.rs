@@ -1,0 +1,135 @@
+//! Shared helpers: start the emulator, build SDK clients and daemons against it.
+
+use std::time::Duration;
+
+use aws_sdk_workmail::Client;
+use aws_sdk_workmail::config::retry::RetryConfig;
+use chrono::{DateTime, Utc};
+use workmail_pat_monitor::app::{self, Options, Source};
+use workmail_pat_monitor::clock::Clock;
+use workmail_pat_monitor::config::Config;
+use workmail_pat_monitor::sim::{Scenario, Sim, SimConfig, SimServer, World};
+use workmail_pat_monitor::workmail::ClientFactory;
+
+/// The fixed instant fixtures are relative to.
+pub fn now() -> DateTime<Utc> {
+    workmail_pat_monitor::sim::world::fixed_now()
+}
+
+/// Starts an emulator holding `world` on a free loopback port.
+pub async fn start_sim(world: World, config: SimConfig) -> SimServer {
+    Sim::new(world, config)
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind emulator")
+}
+
+/// Starts an emulator from scenario text, times relative to [`now`].
+pub async fn start_scenario(text: &str) -> SimServer {
+    let world = Scenario::parse(text).unwrap().build(now()).unwrap();
+    start_sim(world, SimConfig::default()).await
+}
+
+/// A real SDK client against the emulator, with fast retries.
+pub fn sdk_client(server: &SimServer) -> Client {
+    sdk_client_with(server, RetryConfig::standard().with_max_attempts(3))
+}
+
+/// A real SDK client with a given retry configuration.
+pub fn sdk_client_with(server: &SimServer, retry: RetryConfig) -> Client {
+    let sdk = ClientFactory::static_sdk_config(&server.endpoint(), server.sim.region());
+    let conf = aws_sdk_workmail::config::Builder::from(&sdk)
+        .retry_config(retry.with_initial_backoff(Duration::from_millis(1)))
+        .build();
+    Client::from_conf(conf)
+}
+
+/// The daemon's source for an emulator.
+pub fn source(server: &SimServer) -> Source {
+    Source::Sdk(Box::new(ClientFactory::static_sdk_config(
+        &server.endpoint(),
+        server.sim.region(),
+    )))
+}
+
+/// Options with a manual clock at [`now`] and fast retries.
+pub fn options() -> (Options, Clock) {
+    let clock = Clock::manual(now());
+    (
+        Options {
+            clock: clock.clone(),
+            initial_backoff: Duration::from_millis(1),
+            ..Default::default()
+        },
+        clock,
+    )
+}
+
+/// Parses a config (panicking with the error).
+pub fn config(text: &str) -> Config {
+    Config::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs one scan (and cleanup, when configured) of every organization.
+pub async fn once(server: &SimServer, config: Config) -> (app::OnceOutcome, Clock) {
+    let (opts, clock) = options();
+    let out = app::once(config, source(server), opts, None).await.unwrap();
+    (out, clock)
+}
+
+/// Value of one series in a text exposition (labels given as `k="v"` fragments, all of
+/// which must appear).
+pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name)
+                && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
+        .find(|l| labels.iter().all(|f| l.contains(f)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// How many series of a metric there are.
+pub fn series_count(text: &str, name: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name)
+                && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
+        .count()
+}
+
+/// A minimal HTTP/1.1 GET over a fresh TCP connection: (status, body).
+pub async fn http_get(url: &str) -> (u16, String) {
+    http_request(url, "GET").await
+}
+
+/// A minimal HTTP/1.1 request without a body: (status, body).
+pub async fn http_request(url: &str, method: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
