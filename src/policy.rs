@@ -308,3 +308,356 @@ pub fn approve(config: &Config, plans: &[(&OrgInventory, &OrgPlan)]) -> Vec<OrgA
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::inventory::{OrgRef, Owner};
+
+    const DAY: i64 = 86_400;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()
+    }
+
+    fn ago(days: i64) -> DateTime<Utc> {
+        now() - chrono::Duration::seconds(days * DAY)
+    }
+
+    fn rule(f: impl FnOnce(&mut Rule)) -> Rule {
+        let mut r = Rule {
+            name: "r".into(),
+            expired_for: None,
+            unused_for: None,
+            owner_states: None,
+            owner_disabled_for: None,
+            organizations: None,
+        };
+        f(&mut r);
+        r
+    }
+
+    fn token(created: i64, last_used: Option<i64>, expires: i64) -> Token {
+        Token {
+            id: "t".into(),
+            user_id: "u".into(),
+            name: "laptop".into(),
+            created: Some(ago(created)),
+            last_used: last_used.map(ago),
+            expires: Some(ago(expires)),
+            scopes: vec![],
+        }
+    }
+
+    fn owner(state: OwnerState, disabled_days: Option<i64>) -> Owner {
+        Owner {
+            user_id: "u".into(),
+            name: Some("svc-backup".into()),
+            email: Some("svc-backup@example.com".into()),
+            display_name: None,
+            state,
+            disabled_date: disabled_days.map(ago),
+            identity_provider_user_id: None,
+        }
+    }
+
+    fn days(n: u64) -> Option<Duration> {
+        Some(Duration::from_secs(n * DAY as u64))
+    }
+
+    #[test]
+    fn rules_match_at_and_after_their_thresholds_only() {
+        let enabled = owner(OwnerState::Enabled, None);
+        let disabled = owner(OwnerState::Disabled, Some(20));
+        let undated = owner(OwnerState::Disabled, None);
+        let cases: Vec<(&str, Rule, Token, Option<&Owner>, bool)> = vec![
+            (
+                "expired exactly now",
+                rule(|r| r.expired_for = days(0)),
+                token(100, None, 0),
+                Some(&enabled),
+                true,
+            ),
+            (
+                "not yet expired",
+                rule(|r| r.expired_for = days(0)),
+                token(100, None, -1),
+                Some(&enabled),
+                false,
+            ),
+            (
+                "expired for exactly 7d",
+                rule(|r| r.expired_for = days(7)),
+                token(100, None, 7),
+                Some(&enabled),
+                true,
+            ),
+            (
+                "expired for 6d of 7d",
+                rule(|r| r.expired_for = days(7)),
+                token(100, None, 6),
+                Some(&enabled),
+                false,
+            ),
+            (
+                "unused exactly 180d",
+                rule(|r| r.unused_for = days(180)),
+                token(400, Some(180), -10),
+                Some(&enabled),
+                true,
+            ),
+            (
+                "unused 179d",
+                rule(|r| r.unused_for = days(180)),
+                token(400, Some(179), -10),
+                Some(&enabled),
+                false,
+            ),
+            (
+                "never used, created 180d ago",
+                rule(|r| r.unused_for = days(180)),
+                token(180, None, -10),
+                Some(&enabled),
+                true,
+            ),
+            (
+                "never used, created 10d ago",
+                rule(|r| r.unused_for = days(180)),
+                token(10, None, -10),
+                Some(&enabled),
+                false,
+            ),
+            (
+                "owner disabled",
+                rule(|r| r.owner_states = Some(vec![OwnerState::Disabled])),
+                token(10, None, -10),
+                Some(&disabled),
+                true,
+            ),
+            (
+                "owner enabled",
+                rule(|r| r.owner_states = Some(vec![OwnerState::Disabled])),
+                token(10, None, -10),
+                Some(&enabled),
+                false,
+            ),
+            (
+                "owner unknown",
+                rule(|r| r.owner_states = Some(vec![OwnerState::Unknown])),
+                token(10, None, -10),
+                None,
+                true,
+            ),
+            (
+                "disabled 20d, rule 14d",
+                rule(|r| r.owner_disabled_for = days(14)),
+                token(10, None, -10),
+                Some(&disabled),
+                true,
+            ),
+            (
+                "disabled 20d, rule 21d",
+                rule(|r| r.owner_disabled_for = days(21)),
+                token(10, None, -10),
+                Some(&disabled),
+                false,
+            ),
+            (
+                "disabled for, owner enabled",
+                rule(|r| r.owner_disabled_for = days(0)),
+                token(10, None, -10),
+                Some(&enabled),
+                false,
+            ),
+            (
+                "disabled without a date",
+                rule(|r| r.owner_disabled_for = days(0)),
+                token(10, None, -10),
+                Some(&undated),
+                false,
+            ),
+            (
+                "combined, both hold",
+                rule(|r| {
+                    r.expired_for = days(0);
+                    r.unused_for = days(30)
+                }),
+                token(100, Some(40), 1),
+                Some(&enabled),
+                true,
+            ),
+            (
+                "combined, one fails",
+                rule(|r| {
+                    r.expired_for = days(0);
+                    r.unused_for = days(30)
+                }),
+                token(100, Some(20), 1),
+                Some(&enabled),
+                false,
+            ),
+        ];
+        for (case, rule, token, owner, want) in cases {
+            assert_eq!(matches(&rule, &token, owner, now()), want, "case: {case}");
+        }
+    }
+
+    #[test]
+    fn missing_timestamps_never_make_a_token_eligible() {
+        let mut t = token(400, None, 10);
+        t.expires = None;
+        t.created = None;
+        let r1 = rule(|r| r.expired_for = days(0));
+        let r2 = rule(|r| r.unused_for = days(0));
+        assert!(!matches(&r1, &t, None, now()));
+        assert!(!matches(&r2, &t, None, now()));
+    }
+
+    fn config(extra: &str) -> Config {
+        Config::parse(
+            &format!(
+                "[[organizations]]\nid = \"m-00000000000000000000000000000001\"\nalias = \"corp\"\n[cleanup]\nmode = \"enforce\"\nmax_deletions_percent = 100\n{extra}\n[[cleanup.rules]]\nname = \"unused\"\nunused_for = \"90d\"\n"
+            ),
+            "t",
+        )
+        .unwrap()
+    }
+
+    fn inventory(tokens: Vec<Token>, owners: Vec<Owner>) -> OrgInventory {
+        OrgInventory {
+            org: OrgRef {
+                id: "m-00000000000000000000000000000001".into(),
+                label: "corp".into(),
+                region: "us-east-1".into(),
+            },
+            scanned_at: now(),
+            tokens,
+            owners: owners
+                .into_iter()
+                .map(|o| (o.user_id.clone(), o))
+                .collect::<HashMap<_, _>>(),
+            pat: None,
+        }
+    }
+
+    #[test]
+    fn decisions_are_per_token_not_per_user() {
+        // One user, a stale token and a live one: only the stale one is a candidate.
+        let mut stale = token(400, Some(200), -30);
+        stale.id = "stale".into();
+        let mut live = token(400, Some(1), -30);
+        live.id = "live".into();
+        let inv = inventory(vec![stale, live], vec![owner(OwnerState::Enabled, None)]);
+        let cfg = config("");
+        let p = plan(&cfg.cleanup, &inv, now());
+        let ids: Vec<&str> = p.candidates.iter().map(|c| c.token.id.as_str()).collect();
+        assert_eq!(ids, ["stale"]);
+    }
+
+    #[test]
+    fn exclusions_match_user_name_email_id_and_token_name() {
+        let t = token(400, Some(200), -30);
+        let o = owner(OwnerState::Enabled, None);
+        for (case, extra, excluded) in [
+            ("user name glob", "exclude_users = [\"svc-*\"]", true),
+            (
+                "email",
+                "exclude_users = [\"SVC-BACKUP@example.com\"]",
+                true,
+            ),
+            ("user id", "exclude_users = [\"u\"]", true),
+            ("token name", "exclude_tokens = [\"lap*\"]", true),
+            ("no match", "exclude_users = [\"admin*\"]", false),
+        ] {
+            let cfg = config(extra);
+            let inv = inventory(vec![t.clone()], vec![o.clone()]);
+            let v = verdict(&cfg.cleanup, &inv, &t, now());
+            assert_eq!(
+                matches!(v, Verdict::Excluded { .. }),
+                excluded,
+                "case: {case}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pending_tokens_are_those_eligible_within_warn_before() {
+        let mut soon = token(400, Some(85), -30);
+        soon.id = "soon".into();
+        let mut later = token(400, Some(60), -30);
+        later.id = "later".into();
+        let inv = inventory(vec![soon, later], vec![owner(OwnerState::Enabled, None)]);
+        let p = plan(&config("warn_before = \"7d\"").cleanup, &inv, now());
+        let ids: Vec<&str> = p.pending.iter().map(|c| c.token_id.as_str()).collect();
+        assert_eq!(ids, ["soon"]);
+        assert_eq!(p.pending[0].at, ago(85) + chrono::Duration::days(90));
+    }
+
+    fn arb_token() -> impl Strategy<Value = (Token, Owner)> {
+        (
+            0i64..1000,
+            proptest::option::of(0i64..1000),
+            -400i64..400,
+            0usize..4,
+            proptest::option::of(0i64..400),
+            "[a-z-]{1,12}",
+            "[a-z]{1,8}",
+        )
+            .prop_map(|(created, used, expires, state, disabled, name, user)| {
+                let mut t = token(created, used, expires);
+                t.name = name;
+                t.user_id = user.clone();
+                let mut o = owner(OwnerState::ALL[state], disabled);
+                o.user_id = user.clone();
+                o.name = Some(user);
+                (t, o)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn excluded_tokens_are_never_candidates_and_limits_hold(
+            tokens in proptest::collection::vec(arb_token(), 0..60),
+            max in 0u32..10,
+            percent in 0.0f64..100.0,
+        ) {
+            let mut owners = Vec::new();
+            let mut ts = Vec::new();
+            for (i, (mut t, o)) in tokens.into_iter().enumerate() {
+                t.id = format!("t{i}");
+                ts.push(t);
+                owners.push(o);
+            }
+            let inv = inventory(ts, owners);
+            let mut cfg = config("exclude_users = [\"a*\"]\nexclude_tokens = [\"*x*\"]");
+            cfg.cleanup.rules.push(rule(|r| { r.name = "dis".into(); r.owner_states = Some(vec![OwnerState::Disabled, OwnerState::Deleted]) }));
+            cfg.cleanup.rules.push(rule(|r| { r.name = "exp".into(); r.expired_for = days(0) }));
+            cfg.cleanup.max_deletions_per_run = max;
+            cfg.cleanup.max_deletions_percent = percent;
+            let p = plan(&cfg.cleanup, &inv, now());
+            for c in &p.candidates {
+                let owner = inv.owner_of(&c.token);
+                prop_assert!(exclusion(&cfg.cleanup, &c.token, owner).is_none());
+                prop_assert!(!c.token.name.contains('x'));
+                // A token used within unused_for never matches that rule.
+                if cfg.cleanup.rules[c.rule].name == "unused" {
+                    let last = c.token.last_activity().unwrap();
+                    prop_assert!(now() - last >= chrono::Duration::days(90));
+                }
+            }
+            let approvals = approve(&cfg, &[(&inv, &p)]);
+            let approved: usize = approvals.iter().map(|a| a.approved.len()).sum();
+            prop_assert!(approved <= max as usize);
+            prop_assert!(approved as f64 <= p.total_tokens as f64 * percent / 100.0);
+            let held: usize = approvals.iter().map(|a| a.held.len()).sum();
+            prop_assert_eq!(approved + held, p.candidates.len());
+        }
+    }
+}
