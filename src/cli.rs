@@ -353,18 +353,24 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                 unused_for,
                 owner_state,
             };
-            let progress: crate::scan::Progress = Arc::new(|org, n| {
-                eprint!("\rscanning {}: {n} tokens", org.label);
-            });
+            // A progress line only for a person watching: never in logs or pipes.
+            let progress: Option<crate::scan::Progress> =
+                std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+                    Arc::new(|org: &crate::inventory::OrgRef, n: usize| {
+                        eprint!("\rscanning {}: {n} tokens   ", org.label);
+                    }) as crate::scan::Progress
+                });
             let mut config = config;
             // A report never deletes: cleanup verdicts are computed, not acted on.
             config.cleanup.mode = crate::config::CleanupMode::Off;
             for o in &mut config.organizations {
                 o.cleanup.mode = None;
             }
-            let outcome =
-                app::once(config, Source::Env, Options::default(), Some(progress)).await?;
-            eprintln!();
+            let watched = progress.is_some();
+            let outcome = app::once(config, Source::Env, Options::default(), progress).await?;
+            if watched {
+                eprintln!();
+            }
             let code = report_output(&outcome, &filter, format, output.as_deref())?;
             Ok(code)
         }

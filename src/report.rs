@@ -283,7 +283,10 @@ pub fn to_csv(report: &Report) -> Result<String, csv::Error> {
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     w.write_record(CSV_COLUMNS)?;
-    let ts = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let ts = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default()
+    };
     for r in &report.tokens {
         w.write_record([
             r.organization_id.as_str(),

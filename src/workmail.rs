@@ -345,9 +345,12 @@ pub struct WorkMail {
     client: Client,
 }
 
+/// Converts an SDK timestamp, rounded to the millisecond: the service sends at most
+/// milliseconds, and the SDK's float parsing leaves noise below that.
 fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
     let t = t?;
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+    let ms = t.secs().checked_mul(1000)? + i64::from((t.subsec_nanos() + 500_000) / 1_000_000);
+    DateTime::from_timestamp_millis(ms)
 }
 
 fn owner_state(s: Option<&aws_sdk_workmail::types::EntityState>) -> OwnerState {
