@@ -1,8 +1,11 @@
 //! The one integration-test binary: every test drives the real `aws-sdk-workmail` client
 //! (directly, or through the daemon) against the emulator over loopback HTTP.
+// Test helpers outside `#[test]` functions may unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cleanup;
 mod config;
 mod monitor;
+mod report;
 mod sim;
 mod support;

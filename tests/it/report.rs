@@ -1,0 +1,162 @@
+//! The inventory report: golden files of the three formats against a scenario, a CSV
+//! round-trip, filters, and HTML escaping of hostile strings on the status page.
+//!
+//! Set `UPDATE_GOLDEN=1` to rewrite the golden files after an intended change.
+
+use workmail_pat_monitor::cli::{ReportFormat, report_output};
+use workmail_pat_monitor::inventory::OwnerState;
+use workmail_pat_monitor::report::{self, CSV_COLUMNS, Filter};
+
+use crate::monitor::{BASIC, base_config};
+use crate::support::*;
+
+const RULES: &str = r#"
+[cleanup]
+mode = "off"
+warn_before = "30d"
+exclude_tokens = ["break-glass*"]
+[[cleanup.rules]]
+name = "expired"
+expired_for = "0d"
+[[cleanup.rules]]
+name = "unused-90d"
+unused_for = "90d"
+"#;
+
+fn golden(name: &str, actual: &str) {
+    let path = format!("tests/golden/{name}");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all("tests/golden").unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (run with UPDATE_GOLDEN=1 to create it)"));
+    assert_eq!(actual, want, "{path} differs (UPDATE_GOLDEN=1 rewrites it)");
+}
+
+fn render(
+    out: &workmail_pat_monitor::app::OnceOutcome,
+    filter: &Filter,
+    format: ReportFormat,
+) -> (String, u8) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report");
+    let code = report_output(out, filter, format, Some(&path)).unwrap();
+    (std::fs::read_to_string(path).unwrap(), code)
+}
+
+#[tokio::test]
+async fn report_formats_match_their_golden_files() {
+    let server = start_scenario(BASIC).await;
+    let (out, _) = once(&server, base_config(RULES)).await;
+    for (format, file) in [
+        (ReportFormat::Table, "report.txt"),
+        (ReportFormat::Csv, "report.csv"),
+        (ReportFormat::Json, "report.json"),
+    ] {
+        let (text, code) = render(&out, &Filter::default(), format);
+        // The retired organization cannot be scanned: the exit code says so.
+        assert_eq!(code, 1);
+        golden(file, &text);
+    }
+}
+
+#[tokio::test]
+async fn csv_round_trips_through_a_csv_parser() {
+    let server = start_scenario(BASIC).await;
+    let (out, _) = once(&server, base_config(RULES)).await;
+    let (text, _) = render(&out, &Filter::default(), ReportFormat::Csv);
+    assert!(text.contains("\r\n"), "RFC 4180 line ends");
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), CSV_COLUMNS);
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    let rep = report::build(&out.ctx.config, &out.ctx.shared.snapshot(), now());
+    assert_eq!(rows.len(), rep.tokens.len());
+    for (row, tok) in rows.iter().zip(&rep.tokens) {
+        assert_eq!(&row[7], tok.token_id);
+        assert_eq!(&row[8], tok.token_name, "names with unicode survive");
+        assert_eq!(&row[5], tok.user_state.as_str());
+    }
+}
+
+#[tokio::test]
+async fn filters_select_the_expected_tokens() {
+    let server = start_scenario(BASIC).await;
+    let (out, _) = once(&server, base_config(RULES)).await;
+    let ids = |f: Filter| -> Vec<String> {
+        report::build_filtered(&out.ctx.config, &out.ctx.shared.snapshot(), now(), &f)
+            .tokens
+            .into_iter()
+            .map(|t| t.token_id)
+            .collect()
+    };
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    assert_eq!(
+        ids(Filter {
+            expiring_within: Some(week),
+            ..Default::default()
+        }),
+        ["t4-expired", "t1-expiring-today", "t2-never-used"]
+    );
+    assert_eq!(
+        ids(Filter {
+            owner_state: Some(OwnerState::Disabled),
+            ..Default::default()
+        }),
+        ["t3-disabled-owner"]
+    );
+    assert_eq!(
+        ids(Filter {
+            organization: Some("labs".into()),
+            ..Default::default()
+        }),
+        ["l1"]
+    );
+    let quarter = std::time::Duration::from_secs(90 * 86_400);
+    let mut unused = ids(Filter {
+        unused_for: Some(quarter),
+        ..Default::default()
+    });
+    unused.sort();
+    assert_eq!(
+        unused,
+        ["t3-disabled-owner", "t4-expired", "t6-break-glass"]
+    );
+}
+
+#[tokio::test]
+async fn the_status_page_escapes_hostile_strings() {
+    let server = start_scenario(BASIC).await;
+    server
+        .sim
+        .mutate(workmail_pat_monitor::sim::Mutation::AddToken {
+            organization_id: crate::monitor::CORP.to_owned(),
+            token_id: "hostile".to_owned(),
+            user_id: "11111111-1111-1111-1111-111111111111".to_owned(),
+            name: "\"quoted\" & 'single'".to_owned(),
+            created: now() - chrono::Duration::days(1),
+            last_used: None,
+            expires: now() + chrono::Duration::days(1),
+            scopes: vec!["IMAP".to_owned()],
+        })
+        .unwrap();
+    let (out, _) = once(&server, base_config(RULES)).await;
+    let page =
+        workmail_pat_monitor::status::render(&out.ctx.config, &out.ctx.shared.snapshot(), now());
+    assert!(page.contains("Alice &lt;script&gt;alert(1)&lt;/script&gt; Ünïcødé"));
+    assert!(!page.contains("<script>"));
+    assert!(page.contains("&quot;quoted&quot; &amp; &#39;single&#39;"));
+    assert!(page.contains("iPhone Mail 📱"));
+    for section in [
+        "organizations",
+        "expiring",
+        "unused",
+        "inactive-owners",
+        "cleanup",
+    ] {
+        assert!(
+            page.contains(&format!("id=\"{section}\"")),
+            "section {section}"
+        );
+    }
+}
