@@ -741,7 +741,7 @@ impl Validator<'_> {
         let mut seen_aliases = BTreeSet::new();
         for (i, o) in raw.organizations.into_iter().enumerate() {
             let key = |k: &str| format!("organizations[{i}].{k}");
-            if !crate::sim::model::full_match("^m-[0-9a-f]{32}$", &o.id) {
+            if !full_match("^m-[0-9a-f]{32}$", &o.id) {
                 return Err(self.err(
                     key("id"),
                     format!(
@@ -849,7 +849,7 @@ impl Validator<'_> {
     }
 
     fn role_arn(&self, key: &str, arn: &str) -> Result<(), ConfigError> {
-        if crate::sim::model::full_match(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", arn) {
+        if full_match(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", arn) {
             Ok(())
         } else {
             Err(self.err(
@@ -940,7 +940,7 @@ impl Validator<'_> {
                     let known = orgs
                         .iter()
                         .any(|c| &c.id == o || c.alias.as_deref() == Some(o.as_str()))
-                        || crate::sim::model::full_match("^m-[0-9a-f]{32}$", o);
+                        || full_match("^m-[0-9a-f]{32}$", o);
                     if !known {
                         return Err(self.err(
                             format!("cleanup.rules[{i}].organizations[{j}]"),
@@ -992,4 +992,9 @@ fn mins(n: u64) -> Duration {
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// Whether `s` matches `pattern` as a whole (config validation only; not a hot path).
+fn full_match(pattern: &str, s: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(s))
 }
