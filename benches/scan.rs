@@ -61,9 +61,11 @@ async fn main() {
                 .len() as u64
         })
         .sum();
-    let mut faults = Faults::default();
-    faults.default = OpFaults {
-        latency_ms: latency,
+    let faults = Faults {
+        default: OpFaults {
+            latency_ms: latency,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let rss_before = rss_kib("VmRSS:");

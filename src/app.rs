@@ -26,8 +26,12 @@ use crate::server::{self, AdminState, Routes};
 use crate::state::{ScanFailure, Shared};
 use crate::workmail::{ClientFactory, ClientOptions, WorkMail};
 
-/// How long shutdown waits for in-flight work.
-const DRAIN: Duration = Duration::from_secs(20);
+/// How long shutdown waits for in-flight work: long enough for the token in hand (a
+/// re-read, an owner check and a delete, each with every retry), and at least 20 s.
+fn drain_timeout(config: &Config) -> Duration {
+    let call = config.scan.call_timeout * config.scan.max_attempts;
+    (call * 3 + Duration::from_secs(60)).max(Duration::from_secs(20))
+}
 
 /// Where the AWS configuration comes from.
 #[derive(Clone, Debug)]
@@ -47,6 +51,8 @@ pub struct Options {
     pub initial_backoff: Duration,
     /// Extra headers on every admin response.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Cancelled to stop a `once` cleanup run between tokens (SIGTERM from a CronJob).
+    pub stop: CancellationToken,
 }
 
 impl Default for Options {
@@ -55,6 +61,7 @@ impl Default for Options {
             clock: Clock::System,
             initial_backoff: Duration::from_secs(1),
             headers: Vec::new(),
+            stop: CancellationToken::new(),
         }
     }
 }
@@ -403,7 +410,8 @@ impl Daemon {
         self.ctx.shared.shutting_down();
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(DRAIN, self.tracker.wait())
+        let drain = drain_timeout(&self.ctx.config);
+        if tokio::time::timeout(drain, self.tracker.wait())
             .await
             .is_err()
         {
@@ -513,8 +521,9 @@ pub async fn once(
         }
     }
     scans.sort_by(|a, b| a.0.cmp(&b.0));
-    let cleanup = if ctx.config.cleanup_enabled() {
-        Some(ctx.cleanup(&mut audit, &CancellationToken::new()).await)
+    let cleanup = if ctx.config.cleanup_enabled() && !opts.stop.is_cancelled() {
+        // A signal stops the run between tokens: the token in hand is finished and audited.
+        Some(ctx.cleanup(&mut audit, &opts.stop).await)
     } else {
         None
     };

@@ -343,7 +343,7 @@ pub fn describe_match(rule: &crate::config::Rule, token: &Token, owner: Option<&
         parts.push(format!(
             "expired on {} (rule: expired for at least {})",
             day(token.expires),
-            humantime::format_duration(d)
+            crate::config::format_duration(d)
         ));
     }
     if let Some(d) = rule.unused_for {
@@ -354,7 +354,7 @@ pub fn describe_match(rule: &crate::config::Rule, token: &Token, owner: Option<&
         };
         parts.push(format!(
             "{what} (rule: unused for at least {})",
-            humantime::format_duration(d)
+            crate::config::format_duration(d)
         ));
     }
     if rule.owner_states.is_some() || rule.owner_disabled_for.is_some() {

@@ -290,7 +290,15 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let outcome = app::once(config, Source::Env, Options::default(), None).await?;
+            let opts = Options::default();
+            let stop = opts.stop.clone();
+            let signals = tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::warn!("signal received: finishing the token in hand, then stopping");
+                stop.cancel();
+            });
+            let outcome = app::once(config, Source::Env, opts, None).await?;
+            signals.abort();
             Ok(print_once(&outcome))
         }
         Command::CheckConfig { config: path } => {
@@ -363,6 +371,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             let mut config = config;
             // A report never deletes: cleanup verdicts are computed, not acted on.
             config.cleanup.mode = crate::config::CleanupMode::Off;
+            config.cleanup.audit_log = None;
             for o in &mut config.organizations {
                 o.cleanup.mode = None;
             }
@@ -458,7 +467,8 @@ fn print_once(outcome: &app::OnceOutcome) -> u8 {
                 .map(|a| format!("; ABORTED: {a}"))
                 .unwrap_or_default()
         );
-        if c.aborted.is_some() {
+        // Aborted runs and failed deletions are failures of a scheduled job.
+        if c.aborted.is_some() || c.actions.get("failed").is_some_and(|n| *n > 0) {
             complete = false;
         }
     }

@@ -458,7 +458,21 @@ impl Rule {
 }
 
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_duration(*d).to_string())
+    s.serialize_str(&format_duration(*d))
+}
+
+/// A duration the way people write them in the config: `180d`, `6h`, `90s`.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 || secs == 0 {
+        return humantime::format_duration(d).to_string();
+    }
+    for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs.is_multiple_of(n) {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
 }
 
 fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -822,6 +836,9 @@ impl Validator<'_> {
                 }
                 if let Some(arn) = &d.role_arn {
                     self.role_arn("discovery.role_arn", arn)?;
+                }
+                if d.external_id.is_some() && d.role_arn.is_none() {
+                    return Err(self.err("discovery.external_id", "is set but role_arn is not"));
                 }
                 Some(DiscoveryConfig {
                     regions,

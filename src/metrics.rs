@@ -55,7 +55,7 @@ impl Metrics {
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         let internal_errors = IntCounter::new(
             "workmail_pat_internal_errors_total",
-            "Internal errors (panics caught in scan or cleanup tasks). Should stay 0.",
+            "Internal errors (panics caught in scan tasks). Should stay 0.",
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for c in [&api_requests, &api_errors, &cleanup_actions] {
@@ -252,7 +252,7 @@ fn state_families(config: &Config, orgs: &[OrgStatus]) -> Vec<MetricFamily> {
     );
     let mut last_run = Family::gauge(
         "workmail_pat_cleanup_last_run_timestamp_seconds",
-        "When the latest cleanup run of the organization ended (Unix seconds).",
+        "When the latest cleanup run of the organization started (Unix seconds).",
     );
     let mut eligible = Family::gauge(
         "workmail_pat_token_deletion_eligible_timestamp_seconds",
@@ -342,7 +342,10 @@ fn state_families(config: &Config, orgs: &[OrgStatus]) -> Vec<MetricFamily> {
                         .pending
                         .iter()
                         .map(|p| (p.token_id.as_str(), p.rule, p.at));
-                    for (id, rule, at) in eligible_now.chain(soon) {
+                    let known = eligible_now
+                        .chain(soon)
+                        .filter(|(_, _, at)| *at != chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                    for (id, rule, at) in known {
                         if let Some(t) = by_id.get(id) {
                             let mut l = token_labels(config, st, inv, t);
                             l.push(("rule", &rules[rule].name));

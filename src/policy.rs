@@ -17,7 +17,9 @@ use crate::inventory::{OrgInventory, Owner, OwnerState, Token};
 /// `None` means the rule can never match on this data; a missing timestamp counts as no
 /// evidence, so it never makes a token eligible (when in doubt, don't delete).
 pub fn eligible_at(rule: &Rule, token: &Token, owner: Option<&Owner>) -> Option<DateTime<Utc>> {
-    let mut at = DateTime::<Utc>::MIN_UTC;
+    // No token is eligible before it existed; with no creation date, a rule without time
+    // conditions is eligible from the beginning of time ([`DateTime::MIN_UTC`]).
+    let mut at = token.created.unwrap_or(DateTime::<Utc>::MIN_UTC);
     if let Some(d) = rule.expired_for {
         at = at.max(token.expires? + chrono::Duration::from_std(d).ok()?);
     }
@@ -67,6 +69,8 @@ pub enum Verdict {
         rule: usize,
         /// The exclusion, e.g. `exclude_users "svc-*"`.
         by: String,
+        /// Whether the rule matches now (and not only later).
+        now: bool,
     },
     /// No rule will match on current data.
     Never,
@@ -101,7 +105,11 @@ pub fn verdict(
     if let Some((rule, _)) = named
         && let Some(by) = exclusion(cleanup, token, owner)
     {
-        return Verdict::Excluded { rule, by };
+        return Verdict::Excluded {
+            rule,
+            by,
+            now: eligible.is_some(),
+        };
     }
     match (eligible, upcoming) {
         (Some((rule, since)), _) => Verdict::Eligible { rule, since },
@@ -198,13 +206,18 @@ pub fn plan(cleanup: &CleanupConfig, inv: &OrgInventory, now: DateTime<Utc>) -> 
                 rule,
                 at,
             }),
-            Verdict::Excluded { rule, by } => out.protected.push(Protected {
+            // Only a protection that matters now is worth a decision record.
+            Verdict::Excluded {
+                rule,
+                by,
+                now: true,
+            } => out.protected.push(Protected {
                 token: token.clone(),
                 owner: inv.owner_of(token).cloned(),
                 rule,
                 by,
             }),
-            Verdict::Upcoming { .. } | Verdict::Never => {}
+            Verdict::Upcoming { .. } | Verdict::Excluded { .. } | Verdict::Never => {}
         }
     }
     out.candidates.sort_by(|a, b| {

@@ -179,7 +179,7 @@ pub fn build_filtered(
                     Verdict::Eligible { rule, since } => CleanupVerdict {
                         status: "eligible",
                         rule: name(rule),
-                        at: Some(since),
+                        at: (since != DateTime::<Utc>::MIN_UTC).then_some(since),
                         excluded_by: None,
                     },
                     Verdict::Upcoming { rule, at } => CleanupVerdict {
@@ -188,7 +188,7 @@ pub fn build_filtered(
                         at: Some(at),
                         excluded_by: None,
                     },
-                    Verdict::Excluded { rule, by } => CleanupVerdict {
+                    Verdict::Excluded { rule, by, .. } => CleanupVerdict {
                         status: "excluded",
                         rule: name(rule),
                         at: None,

@@ -126,7 +126,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
         out,
         "<p>Generated {} UTC. Data is refreshed every {} (scan interval).</p>",
         now.format("%Y-%m-%d %H:%M:%S"),
-        humantime::format_duration(config.scan.interval)
+        crate::config::format_duration(config.scan.interval)
     );
 
     out.push_str("<section id=\"organizations\"><h2>Organizations</h2><div class=\"scroll\"><table><thead><tr><th>Organization</th><th>Scan</th><th>Last success</th><th>Tokens</th><th>Expired</th><th>Never used</th><th>Inactive owners</th><th>PATs</th></tr></thead><tbody>");
@@ -213,7 +213,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
         "unused",
         &format!(
             "Unused (never, or not for {})",
-            humantime::format_duration(threshold)
+            crate::config::format_duration(threshold)
         ),
         &unused,
         unused.len(),
@@ -267,7 +267,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
             "pending",
             &format!(
                 "Pending within {}",
-                humantime::format_duration(config.cleanup.warn_before)
+                crate::config::format_duration(config.cleanup.warn_before)
             ),
             &pending,
             pending.len(),

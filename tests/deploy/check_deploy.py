@@ -99,7 +99,6 @@ KUSTOMIZATION = ("kustomize.config.k8s.io/v1beta1", "Kustomization")
 
 IAM_READ_ACTIONS = {
     "workmail:ListOrganizations",
-    "workmail:DescribeOrganization",
     "workmail:ListUsers",
     "workmail:DescribeUser",
     "workmail:ListPersonalAccessTokens",
