@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::scan::{self, OwnerCache, Progress, ScanError};
 use crate::server::{self, AdminState, Routes};
 use crate::state::{ScanFailure, Shared};
+use crate::webconfig::LiveWebConfig;
 use crate::workmail::{ClientFactory, ClientOptions, WorkMail};
 
 /// How long shutdown waits for in-flight work: long enough for the token in hand (a
@@ -53,6 +54,10 @@ pub struct Options {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Cancelled to stop a `once` cleanup run between tokens (SIGTERM from a CronJob).
     pub stop: CancellationToken,
+    /// The web configuration (TLS, basic auth, headers) of the main listener.
+    pub web: Option<Arc<LiveWebConfig>>,
+    /// The HTTP limits of both listeners.
+    pub http: ServeOptions,
 }
 
 impl Default for Options {
@@ -62,6 +67,8 @@ impl Default for Options {
             initial_backoff: Duration::from_secs(1),
             headers: Vec::new(),
             stop: CancellationToken::new(),
+            web: None,
+            http: ServeOptions::default(),
         }
     }
 }
@@ -337,16 +344,32 @@ impl Daemon {
             metrics: ctx.metrics.clone(),
             clock: ctx.clock.clone(),
             headers: Arc::new(opts.headers.clone()),
+            web: opts.web.clone(),
         };
         for (l, routes) in [(Some(listener), Routes::All), (probe, Routes::ProbesOnly)] {
             let Some(l) = l else { continue };
             let admin = admin.clone();
-            tracker.spawn(httpd::serve(
-                l,
-                ServeOptions::default(),
-                shutdown.clone(),
-                move |req| server::handle(admin.clone(), routes, req),
-            ));
+            let handler = move |req| server::handle(admin.clone(), routes, req);
+            // TLS is decided here, once: a reload cannot turn it off (or on).
+            let tls = match (&opts.web, routes) {
+                (Some(w), Routes::All) if w.current().tls.is_some() => Some(w.clone()),
+                _ => None,
+            };
+            match tls {
+                Some(w) => tracker.spawn(httpd::serve_tls(
+                    l,
+                    opts.http.clone(),
+                    shutdown.clone(),
+                    w,
+                    handler,
+                )),
+                None => tracker.spawn(httpd::serve(
+                    l,
+                    opts.http.clone(),
+                    shutdown.clone(),
+                    handler,
+                )),
+            };
         }
 
         // The scheduler: discovery, one loop per organization, and the cleanup loop.
@@ -473,8 +496,14 @@ pub async fn run(
     opts: Options,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let web = opts.web.as_ref().map(|w| w.current());
+    let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
+    let basic_auth = web.as_ref().is_some_and(|w| w.config.basic_auth());
+    if basic_auth && !tls {
+        tracing::warn!("basic auth without TLS: passwords cross the network in clear text");
+    }
     let daemon = Daemon::start(config, source, opts).await?;
-    tracing::info!(addr = %daemon.addr, "serving /metrics");
+    tracing::info!(addr = %daemon.addr, tls, basic_auth, "serving /metrics");
     shutdown.await;
     tracing::info!("shutting down");
     daemon.stop().await;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::inventory::OwnerState;
 use crate::report;
 use crate::sim::{self, Faults, GenSpec, Scenario, Sim, SimConfig};
+use crate::webconfig::LiveWebConfig;
 use crate::workmail::ClientFactory;
 
 /// The demo's daemon configuration.
@@ -74,6 +75,9 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// A Prometheus exporter-toolkit web configuration (TLS, basic auth, headers).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config: Option<PathBuf>,
     },
     /// Scan once (and run cleanup once, when configured); exit 0 only if every
     /// organization was scanned completely.
@@ -99,6 +103,9 @@ pub enum Command {
         /// Seed of the data set.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// A Prometheus exporter-toolkit web configuration (TLS, basic auth, headers).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config: Option<PathBuf>,
     },
     /// Serve the WorkMail emulator.
     Sim(SimArgs),
@@ -274,15 +281,34 @@ fn load(path: &Path) -> Result<Config, u8> {
     })
 }
 
+fn load_web(path: Option<&Path>) -> Result<Option<Arc<LiveWebConfig>>, u8> {
+    let Some(path) = path else { return Ok(None) };
+    match LiveWebConfig::load(path) {
+        Ok(w) => Ok(Some(Arc::new(w))),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(EXIT_CONFIG)
+        }
+    }
+}
+
 /// Runs a command; returns the process exit code.
 pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, web_config } => {
             let config = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            app::run(config, Source::Env, Options::default(), shutdown_signal()).await?;
+            let web = match load_web(web_config.as_deref()) {
+                Ok(w) => w,
+                Err(code) => return Ok(code),
+            };
+            let opts = Options {
+                web,
+                ..Default::default()
+            };
+            app::run(config, Source::Env, opts, shutdown_signal()).await?;
             Ok(0)
         }
         Command::Once { config } => {
@@ -314,7 +340,14 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             listen,
             sim_listen,
             seed,
-        } => demo(listen, sim_listen, seed).await,
+            web_config,
+        } => {
+            let web = match load_web(web_config.as_deref()) {
+                Ok(w) => w,
+                Err(code) => return Ok(code),
+            };
+            demo(listen, sim_listen, seed, web).await
+        }
         Command::Sim(args) => {
             let sim = args.build()?;
             let server = sim.start(args.listen).await?;
@@ -493,9 +526,9 @@ pub fn demo_sim(seed: u64) -> Sim {
             op.to_owned(),
             sim::OpFaults {
                 latency_ms: 2,
-                throttle_rate: Some(8.0),
-                throttle_burst: Some(4.0),
-                retry_after_ms: Some(50),
+                throttle_rate: Some(20.0),
+                throttle_burst: Some(10.0),
+                retry_after_ms: Some(200),
                 ..Default::default()
             },
         );
@@ -511,7 +544,12 @@ pub fn demo_sim(seed: u64) -> Sim {
     )
 }
 
-async fn demo(listen: SocketAddr, sim_listen: SocketAddr, seed: u64) -> anyhow::Result<u8> {
+async fn demo(
+    listen: SocketAddr,
+    sim_listen: SocketAddr,
+    seed: u64,
+    web: Option<Arc<LiveWebConfig>>,
+) -> anyhow::Result<u8> {
     let server = demo_sim(seed).start(sim_listen).await?;
     let mut config = Config::parse(DEMO_CONFIG, "config/demo.toml")?;
     config.server.listen = listen;
@@ -519,15 +557,23 @@ async fn demo(listen: SocketAddr, sim_listen: SocketAddr, seed: u64) -> anyhow::
         &server.endpoint(),
         "us-east-1",
     )));
+    let scheme = match &web {
+        Some(w) if w.current().tls.is_some() => "https",
+        _ => "http",
+    };
     let opts = Options {
         initial_backoff: Duration::from_millis(50),
+        web,
         ..Default::default()
     };
     let daemon = app::Daemon::start(config, source, opts).await?;
     println!("WorkMail emulator: {} (seed {seed})", server.endpoint());
-    println!("Metrics:           http://{}/metrics", daemon.addr);
-    println!("Status page:       http://{}/", daemon.addr);
-    println!("Tokens API:        http://{}/api/v1/tokens", daemon.addr);
+    println!("Metrics:           {scheme}://{}/metrics", daemon.addr);
+    println!("Status page:       {scheme}://{}/", daemon.addr);
+    println!(
+        "Tokens API:        {scheme}://{}/api/v1/tokens",
+        daemon.addr
+    );
     println!("Cleanup runs in dry-run mode: nothing is deleted. Ctrl-C to stop.");
     let _ = std::io::stdout().flush();
     shutdown_signal().await;

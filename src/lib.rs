@@ -17,4 +17,5 @@ pub mod server;
 pub mod sim;
 pub mod state;
 pub mod status;
+pub mod webconfig;
 pub mod workmail;

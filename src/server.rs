@@ -1,5 +1,6 @@
 //! The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, the status page and the tokens
-//! API. GET and HEAD only; request bodies are refused.
+//! API. GET and HEAD only; request bodies are refused. On the main listener the web
+//! configuration's basic auth and headers apply to every route.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::config::Config;
 use crate::httpd::{Resp, respond};
 use crate::metrics::{self, Metrics};
 use crate::state::Shared;
+use crate::webconfig::LiveWebConfig;
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -22,8 +24,11 @@ pub struct AdminState {
     pub metrics: Metrics,
     /// The clock (for "days left" on the status page).
     pub clock: crate::clock::Clock,
-    /// Extra response headers (from the web config).
+    /// Extra response headers on every listener.
     pub headers: Arc<Vec<(http::HeaderName, http::HeaderValue)>>,
+    /// The web configuration (`--web.config.file`): basic auth and headers of the main
+    /// listener.
+    pub web: Option<Arc<LiveWebConfig>>,
 }
 
 /// Which routes a listener serves.
@@ -37,8 +42,30 @@ pub enum Routes {
 
 /// Handles one request.
 pub async fn handle(state: AdminState, routes: Routes, req: Request<Incoming>) -> Resp {
-    let mut resp = route(&state, routes, &req);
-    for (k, v) in state.headers.iter() {
+    // The probe port stays outside the web configuration: plain, open, probes only.
+    let web = match (&state.web, routes) {
+        (Some(live), Routes::All) => Some((live, live.current())),
+        _ => None,
+    };
+    let authorized = match &web {
+        Some((live, active)) => {
+            live.authorize(active, req.headers().get(http::header::AUTHORIZATION))
+                .await
+        }
+        None => true,
+    };
+    let mut resp = if authorized {
+        route(&state, routes, &req)
+    } else {
+        let mut r = respond(401, "text/plain; charset=utf-8", "Unauthorized\n");
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Basic"),
+        );
+        r
+    };
+    let web_headers = web.iter().flat_map(|(_, a)| a.config.headers.iter());
+    for (k, v) in state.headers.iter().chain(web_headers) {
         resp.headers_mut().insert(k.clone(), v.clone());
     }
     if req.method() == http::Method::HEAD {

@@ -100,12 +100,8 @@ impl ApiError {
         R: std::fmt::Debug,
     {
         let message = match e.as_service_error() {
-            // The code and the service's message; the full context repeats the raw response.
-            Some(s) => format!(
-                "{}: {}",
-                s.code().unwrap_or("unknown error"),
-                s.message().unwrap_or("no message")
-            ),
+            // The service's message; the full context would repeat the raw response.
+            Some(s) => s.message().unwrap_or("no message").to_owned(),
             None => aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
         };
         let kind = match &e {

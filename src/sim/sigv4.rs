@@ -194,11 +194,10 @@ fn signature(
             .collect();
         canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload_hash = headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| hex::encode(Sha256::digest(body)));
+    // The hash of the body received, always: a signed `x-amz-content-sha256` header (an S3
+    // convention) is an ordinary header here, and trusting its value would let through a
+    // body other than the one that was signed.
+    let payload_hash = hex::encode(Sha256::digest(body));
     let canonical_request = format!(
         "{method}\n{}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
         if path.is_empty() { "/" } else { path },

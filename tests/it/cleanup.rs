@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use tokio_util::sync::CancellationToken;
 use workmail_pat_monitor::app::Context;
 use workmail_pat_monitor::audit::{AuditLog, Record};
 use workmail_pat_monitor::config::Config;
 use workmail_pat_monitor::sim::{Mutation, OpFaults};
-use tokio_util::sync::CancellationToken;
 
 use crate::monitor::{BASIC, CORP, base_config};
 use crate::support::*;
@@ -73,15 +73,58 @@ async fn dry_run_reports_the_exact_set_and_deletes_nothing() {
         ])
     );
     let text = out.ctx.metrics.render(&out.ctx.shared);
-    assert_eq!(sample(&text, "workmail_pat_cleanup_candidates", &[r#"organization="corp""#, r#"rule="expired""#]), Some(1.0));
-    assert_eq!(sample(&text, "workmail_pat_cleanup_candidates", &[r#"organization="corp""#, r#"rule="owner-disabled""#]), Some(1.0));
-    assert_eq!(sample(&text, "workmail_pat_cleanup_candidates", &[r#"organization="corp""#, r#"rule="unused-180d""#]), Some(0.0));
-    assert_eq!(sample(&text, "workmail_pat_cleanup_actions_total", &[r#"organization="corp""#, r#"action="would_delete""#, r#"rule="expired""#]), Some(1.0));
     assert_eq!(
-        sample(&text, "workmail_pat_token_deletion_eligible_timestamp_seconds", &[r#"token_id="t4-expired""#, r#"rule="expired""#]),
+        sample(
+            &text,
+            "workmail_pat_cleanup_candidates",
+            &[r#"organization="corp""#, r#"rule="expired""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_cleanup_candidates",
+            &[r#"organization="corp""#, r#"rule="owner-disabled""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_cleanup_candidates",
+            &[r#"organization="corp""#, r#"rule="unused-180d""#]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_cleanup_actions_total",
+            &[
+                r#"organization="corp""#,
+                r#"action="would_delete""#,
+                r#"rule="expired""#
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_token_deletion_eligible_timestamp_seconds",
+            &[r#"token_id="t4-expired""#, r#"rule="expired""#]
+        ),
         Some((now() - chrono::Duration::days(2)).timestamp() as f64)
     );
-    assert!(sample(&text, "workmail_pat_cleanup_last_run_timestamp_seconds", &[r#"organization="corp""#]).is_some());
+    assert!(
+        sample(
+            &text,
+            "workmail_pat_cleanup_last_run_timestamp_seconds",
+            &[r#"organization="corp""#]
+        )
+        .is_some()
+    );
 }
 
 #[tokio::test]
@@ -89,10 +132,21 @@ async fn enforce_deletes_exactly_the_dry_run_set_and_audits_each_action() {
     let server = start_scenario(BASIC).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
-    let cfg = cleanup_config("enforce", &format!("audit_log = {:?}", log.display().to_string()));
+    let cfg = cleanup_config(
+        "enforce",
+        &format!("audit_log = {:?}", log.display().to_string()),
+    );
     let (out, _) = once(&server, cfg).await;
-    let deleted: BTreeSet<String> = server.sim.deleted().into_iter().map(|d| d.token_id).collect();
-    assert_eq!(deleted, ["t3-disabled-owner", "t4-expired"].map(String::from).into());
+    let deleted: BTreeSet<String> = server
+        .sim
+        .deleted()
+        .into_iter()
+        .map(|d| d.token_id)
+        .collect();
+    assert_eq!(
+        deleted,
+        ["t3-disabled-owner", "t4-expired"].map(String::from).into()
+    );
     assert_eq!(
         actions(&out.ctx, CORP),
         set(&[
@@ -102,7 +156,10 @@ async fn enforce_deletes_exactly_the_dry_run_set_and_audits_each_action() {
         ])
     );
     let text = std::fs::read_to_string(&log).unwrap();
-    let records: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Record> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let audited: BTreeSet<(String, String)> = records
         .iter()
         .map(|r| (r.outcome.clone(), r.token_id.clone()))
@@ -246,9 +303,17 @@ async fn an_owner_enabled_again_before_cleanup_keeps_the_token() {
         .unwrap();
     let mut audit = AuditLog::disabled();
     ctx.cleanup(&mut audit, &CancellationToken::new()).await;
-    let deleted: Vec<String> = server.sim.deleted().into_iter().map(|d| d.token_id).collect();
+    let deleted: Vec<String> = server
+        .sim
+        .deleted()
+        .into_iter()
+        .map(|d| d.token_id)
+        .collect();
     assert_eq!(deleted, ["t4-expired"]);
-    assert!(actions(&ctx, CORP).contains(&("skipped_changed".to_owned(), "t3-disabled-owner".to_owned())));
+    assert!(
+        actions(&ctx, CORP)
+            .contains(&("skipped_changed".to_owned(), "t3-disabled-owner".to_owned()))
+    );
 }
 
 #[tokio::test]

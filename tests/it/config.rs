@@ -10,37 +10,150 @@ const ORG: &str = "[[organizations]]\nid = \"m-00000000000000000000000000000001\
 #[test]
 fn each_invalid_config_gets_a_precise_message() {
     let cases: &[(&str, String, &str)] = &[
-        ("unknown key", format!("[scan]\nintervall = \"1m\"\n{ORG}"), "unknown field `intervall`"),
-        ("bad duration", format!("[scan]\ninterval = \"10x\"\n{ORG}"), "scan.interval: invalid duration \"10x\""),
-        ("interval too short", format!("[scan]\ninterval = \"500ms\"\n{ORG}"), "scan.interval: must be at least 1s"),
-        ("page size", format!("[scan]\npage_size = 1000\n{ORG}"), "scan.page_size: 1000 is out of range (allowed 1..=100)"),
-        ("concurrency", format!("[scan]\nmax_concurrency = 0\n{ORG}"), "scan.max_concurrency: 0 is out of range"),
-        ("listen", format!("[server]\nlisten = \"nope\"\n{ORG}"), "server.listen: \"nope\" is not an address:port"),
-        ("window", format!("[metrics]\nexpiry_windows = [\"7d\", \"7d\"]\n{ORG}"), "metrics.expiry_windows[1]: \"7d\" is listed twice"),
-        ("zero window", format!("[metrics]\nunused_thresholds = [\"0d\"]\n{ORG}"), "metrics.unused_thresholds[0]: \"0d\" must be longer than zero"),
-        ("user label", format!("[metrics]\nuser_labels = [\"phone\"]\n{ORG}"), "metrics.user_labels[0]: unknown label \"phone\""),
-        ("org id", "[[organizations]]\nid = \"m-123\"\n".to_owned(), "organizations[0].id: \"m-123\" is not a WorkMail organization id"),
-        ("duplicate org", format!("{ORG}{ORG}"), "organizations[1].id: \"m-00000000000000000000000000000001\" is configured twice"),
-        ("region", format!("{ORG}region = \"US East\"\n"), "organizations[0].region: \"US East\" is not an AWS region"),
-        ("role arn", format!("{ORG}role_arn = \"arn:aws:iam::1:user/x\"\n"), "organizations[0].role_arn"),
-        ("external id without role", format!("{ORG}external_id = \"x\"\n"), "organizations[0].external_id: is set but role_arn is not"),
-        ("no organizations", "[scan]\ninterval = \"1m\"\n".to_owned(), "organizations: no organizations"),
-        ("empty discovery", "[discovery]\nregions = []\n".to_owned(), "discovery.regions: must list at least one region"),
-        ("mode", format!("{ORG}[cleanup]\nmode = \"yolo\"\n"), "cleanup.mode: unknown mode \"yolo\""),
-        ("mode without rules", format!("{ORG}[cleanup]\nmode = \"enforce\"\n"), "cleanup.rules: cleanup.mode is \"enforce\" but no rules are configured"),
-        ("rule without condition", format!("{ORG}[[cleanup.rules]]\nname = \"x\"\n"), "cleanup.rules[0]: has no condition"),
-        ("rule name", format!("{ORG}[[cleanup.rules]]\nname = \"a b\"\nunused_for = \"1d\"\n"), "cleanup.rules[0].name: \"a b\" must be 1 to 64 characters"),
-        ("duplicate rule", format!("{ORG}[[cleanup.rules]]\nname = \"a\"\nunused_for = \"1d\"\n[[cleanup.rules]]\nname = \"a\"\nunused_for = \"2d\"\n"), "cleanup.rules[1].name: \"a\" is used twice"),
-        ("owner state", format!("{ORG}[[cleanup.rules]]\nname = \"a\"\nowner_states = [\"GONE\"]\n"), "cleanup.rules[0].owner_states[0]: unknown state \"GONE\""),
-        ("percent", format!("{ORG}[cleanup]\nmax_deletions_percent = 150.0\n"), "cleanup.max_deletions_percent: 150 is not a percentage"),
-        ("glob", format!("{ORG}[cleanup]\nexclude_users = [\"a[\"]\n"), "cleanup.exclude_users[0]: invalid glob \"a[\""),
-        ("rule organization", format!("{ORG}[[cleanup.rules]]\nname = \"a\"\nunused_for = \"1d\"\norganizations = [\"nope\"]\n"), "cleanup.rules[0].organizations[0]: \"nope\" is neither a configured alias nor an organization id"),
-        ("wrong type", format!("[scan]\npage_size = \"ten\"\n{ORG}"), "invalid type"),
+        (
+            "unknown key",
+            format!("[scan]\nintervall = \"1m\"\n{ORG}"),
+            "unknown field `intervall`",
+        ),
+        (
+            "bad duration",
+            format!("[scan]\ninterval = \"10x\"\n{ORG}"),
+            "scan.interval: invalid duration \"10x\"",
+        ),
+        (
+            "interval too short",
+            format!("[scan]\ninterval = \"500ms\"\n{ORG}"),
+            "scan.interval: must be at least 1s",
+        ),
+        (
+            "page size",
+            format!("[scan]\npage_size = 1000\n{ORG}"),
+            "scan.page_size: 1000 is out of range (allowed 1..=100)",
+        ),
+        (
+            "concurrency",
+            format!("[scan]\nmax_concurrency = 0\n{ORG}"),
+            "scan.max_concurrency: 0 is out of range",
+        ),
+        (
+            "listen",
+            format!("[server]\nlisten = \"nope\"\n{ORG}"),
+            "server.listen: \"nope\" is not an address:port",
+        ),
+        (
+            "window",
+            format!("[metrics]\nexpiry_windows = [\"7d\", \"7d\"]\n{ORG}"),
+            "metrics.expiry_windows[1]: \"7d\" is listed twice",
+        ),
+        (
+            "zero window",
+            format!("[metrics]\nunused_thresholds = [\"0d\"]\n{ORG}"),
+            "metrics.unused_thresholds[0]: \"0d\" must be longer than zero",
+        ),
+        (
+            "user label",
+            format!("[metrics]\nuser_labels = [\"phone\"]\n{ORG}"),
+            "metrics.user_labels[0]: unknown label \"phone\"",
+        ),
+        (
+            "org id",
+            "[[organizations]]\nid = \"m-123\"\n".to_owned(),
+            "organizations[0].id: \"m-123\" is not a WorkMail organization id",
+        ),
+        (
+            "duplicate org",
+            format!("{ORG}{ORG}"),
+            "organizations[1].id: \"m-00000000000000000000000000000001\" is configured twice",
+        ),
+        (
+            "region",
+            format!("{ORG}region = \"US East\"\n"),
+            "organizations[0].region: \"US East\" is not an AWS region",
+        ),
+        (
+            "role arn",
+            format!("{ORG}role_arn = \"arn:aws:iam::1:user/x\"\n"),
+            "organizations[0].role_arn",
+        ),
+        (
+            "external id without role",
+            format!("{ORG}external_id = \"x\"\n"),
+            "organizations[0].external_id: is set but role_arn is not",
+        ),
+        (
+            "no organizations",
+            "[scan]\ninterval = \"1m\"\n".to_owned(),
+            "organizations: no organizations",
+        ),
+        (
+            "empty discovery",
+            "[discovery]\nregions = []\n".to_owned(),
+            "discovery.regions: must list at least one region",
+        ),
+        (
+            "mode",
+            format!("{ORG}[cleanup]\nmode = \"yolo\"\n"),
+            "cleanup.mode: unknown mode \"yolo\"",
+        ),
+        (
+            "mode without rules",
+            format!("{ORG}[cleanup]\nmode = \"enforce\"\n"),
+            "cleanup.rules: cleanup.mode is \"enforce\" but no rules are configured",
+        ),
+        (
+            "rule without condition",
+            format!("{ORG}[[cleanup.rules]]\nname = \"x\"\n"),
+            "cleanup.rules[0]: has no condition",
+        ),
+        (
+            "rule name",
+            format!("{ORG}[[cleanup.rules]]\nname = \"a b\"\nunused_for = \"1d\"\n"),
+            "cleanup.rules[0].name: \"a b\" must be 1 to 64 characters",
+        ),
+        (
+            "duplicate rule",
+            format!(
+                "{ORG}[[cleanup.rules]]\nname = \"a\"\nunused_for = \"1d\"\n[[cleanup.rules]]\nname = \"a\"\nunused_for = \"2d\"\n"
+            ),
+            "cleanup.rules[1].name: \"a\" is used twice",
+        ),
+        (
+            "owner state",
+            format!("{ORG}[[cleanup.rules]]\nname = \"a\"\nowner_states = [\"GONE\"]\n"),
+            "cleanup.rules[0].owner_states[0]: unknown state \"GONE\"",
+        ),
+        (
+            "percent",
+            format!("{ORG}[cleanup]\nmax_deletions_percent = 150.0\n"),
+            "cleanup.max_deletions_percent: 150 is not a percentage",
+        ),
+        (
+            "glob",
+            format!("{ORG}[cleanup]\nexclude_users = [\"a[\"]\n"),
+            "cleanup.exclude_users[0]: invalid glob \"a[\"",
+        ),
+        (
+            "rule organization",
+            format!(
+                "{ORG}[[cleanup.rules]]\nname = \"a\"\nunused_for = \"1d\"\norganizations = [\"nope\"]\n"
+            ),
+            "cleanup.rules[0].organizations[0]: \"nope\" is neither a configured alias nor an organization id",
+        ),
+        (
+            "wrong type",
+            format!("[scan]\npage_size = \"ten\"\n{ORG}"),
+            "invalid type",
+        ),
     ];
     for (case, text, want) in cases {
-        let err = Config::parse(text, "test.toml").expect_err(case).to_string();
+        let err = Config::parse(text, "test.toml")
+            .expect_err(case)
+            .to_string();
         assert!(err.starts_with("test.toml: "), "case: {case}: {err}");
-        assert!(err.contains(want), "case: {case}: got {err:?}, want {want:?}");
+        assert!(
+            err.contains(want),
+            "case: {case}: got {err:?}, want {want:?}"
+        );
     }
 }
 
@@ -61,7 +174,12 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.scan.page_size, 100);
     assert_eq!(c.scan.max_concurrency, 8);
     assert_eq!(c.scan.user_cache_ttl.as_secs(), 6 * 3600);
-    let windows: Vec<&str> = c.metrics.expiry_windows.iter().map(|w| w.label.as_str()).collect();
+    let windows: Vec<&str> = c
+        .metrics
+        .expiry_windows
+        .iter()
+        .map(|w| w.label.as_str())
+        .collect();
     assert_eq!(windows, ["1d", "7d", "30d"]);
     assert!(c.metrics.per_token);
     assert_eq!(c.cleanup.mode.as_str(), "off");
@@ -82,7 +200,10 @@ fn check_config_exits_non_zero_and_names_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.toml: scan.page_size: 0 is out of range"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml: scan.page_size: 0 is out of range"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 
     let good = dir.path().join("good.toml");

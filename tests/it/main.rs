@@ -3,9 +3,11 @@
 // Test helpers outside `#[test]` functions may unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod cleanup;
 mod config;
 mod monitor;
+mod prometheus;
 mod report;
 mod sim;
 mod support;

@@ -55,29 +55,121 @@ async fn exact_metrics_for_every_category() {
     let cases: &[(&str, &[&str], f64)] = &[
         ("workmail_pat_tokens", &[corp, r#"status="active""#], 5.0),
         ("workmail_pat_tokens", &[corp, r#"status="expired""#], 1.0),
-        ("workmail_pat_tokens_expiring", &[corp, r#"within="1d""#], 1.0),
-        ("workmail_pat_tokens_expiring", &[corp, r#"within="7d""#], 2.0),
-        ("workmail_pat_tokens_expiring", &[corp, r#"within="30d""#], 3.0),
-        ("workmail_pat_tokens_unused", &[corp, r#"unused_for="30d""#], 4.0),
-        ("workmail_pat_tokens_unused", &[corp, r#"unused_for="90d""#], 3.0),
+        (
+            "workmail_pat_tokens_expiring",
+            &[corp, r#"within="1d""#],
+            1.0,
+        ),
+        (
+            "workmail_pat_tokens_expiring",
+            &[corp, r#"within="7d""#],
+            2.0,
+        ),
+        (
+            "workmail_pat_tokens_expiring",
+            &[corp, r#"within="30d""#],
+            3.0,
+        ),
+        (
+            "workmail_pat_tokens_unused",
+            &[corp, r#"unused_for="30d""#],
+            4.0,
+        ),
+        (
+            "workmail_pat_tokens_unused",
+            &[corp, r#"unused_for="90d""#],
+            3.0,
+        ),
         ("workmail_pat_tokens_never_used", &[corp], 2.0),
-        ("workmail_pat_tokens_by_owner_state", &[corp, r#"user_state="ENABLED""#], 3.0),
-        ("workmail_pat_tokens_by_owner_state", &[corp, r#"user_state="DISABLED""#], 1.0),
-        ("workmail_pat_tokens_by_owner_state", &[corp, r#"user_state="DELETED""#], 1.0),
-        ("workmail_pat_tokens_by_owner_state", &[corp, r#"user_state="UNKNOWN""#], 1.0),
+        (
+            "workmail_pat_tokens_by_owner_state",
+            &[corp, r#"user_state="ENABLED""#],
+            3.0,
+        ),
+        (
+            "workmail_pat_tokens_by_owner_state",
+            &[corp, r#"user_state="DISABLED""#],
+            1.0,
+        ),
+        (
+            "workmail_pat_tokens_by_owner_state",
+            &[corp, r#"user_state="DELETED""#],
+            1.0,
+        ),
+        (
+            "workmail_pat_tokens_by_owner_state",
+            &[corp, r#"user_state="UNKNOWN""#],
+            1.0,
+        ),
         ("workmail_pat_token_owners", &[corp], 4.0),
         ("workmail_pat_organization_pat_enabled", &[corp], 1.0),
-        ("workmail_pat_organization_pat_lifetime_seconds", &[corp], 365.0 * 86_400.0),
+        (
+            "workmail_pat_organization_pat_lifetime_seconds",
+            &[corp],
+            365.0 * 86_400.0,
+        ),
         ("workmail_pat_organization_up", &[corp], 1.0),
-        ("workmail_pat_organization_up", &[r#"organization="labs""#], 1.0),
-        ("workmail_pat_organization_up", &[r#"organization="retired""#], 0.0),
-        ("workmail_pat_scan_last_success_timestamp_seconds", &[corp], ts(d(0))),
-        ("workmail_pat_token_expiry_timestamp_seconds", &[r#"token_id="t1-expiring-today""#, r#"user_name="alice""#, r#"email="alice@corp.example.com""#], ts(h(12))),
-        ("workmail_pat_token_created_timestamp_seconds", &[r#"token_id="t3-disabled-owner""#], ts(-d(300))),
-        ("workmail_pat_token_last_used_timestamp_seconds", &[r#"token_id="t4-expired""#], ts(-d(200))),
-        ("workmail_pat_token_info", &[r#"token_id="t1-expiring-today""#, r#"user_state="ENABLED""#, r#"scopes="IMAP,SMTP""#, r#"token_name="Thunderbird on laptop""#], 1.0),
-        ("workmail_pat_token_info", &[r#"token_id="t5-ghost-owner""#, r#"user_state="UNKNOWN""#, r#"user_name="""#], 1.0),
-        ("workmail_pat_token_info", &[r#"token_id="t2-never-used""#, r#"token_name="iPhone Mail 📱""#], 1.0),
+        (
+            "workmail_pat_organization_up",
+            &[r#"organization="labs""#],
+            1.0,
+        ),
+        (
+            "workmail_pat_organization_up",
+            &[r#"organization="retired""#],
+            0.0,
+        ),
+        (
+            "workmail_pat_scan_last_success_timestamp_seconds",
+            &[corp],
+            ts(d(0)),
+        ),
+        (
+            "workmail_pat_token_expiry_timestamp_seconds",
+            &[
+                r#"token_id="t1-expiring-today""#,
+                r#"user_name="alice""#,
+                r#"email="alice@corp.example.com""#,
+            ],
+            ts(h(12)),
+        ),
+        (
+            "workmail_pat_token_created_timestamp_seconds",
+            &[r#"token_id="t3-disabled-owner""#],
+            ts(-d(300)),
+        ),
+        (
+            "workmail_pat_token_last_used_timestamp_seconds",
+            &[r#"token_id="t4-expired""#],
+            ts(-d(200)),
+        ),
+        (
+            "workmail_pat_token_info",
+            &[
+                r#"token_id="t1-expiring-today""#,
+                r#"user_state="ENABLED""#,
+                r#"scopes="IMAP,SMTP""#,
+                r#"token_name="Thunderbird on laptop""#,
+            ],
+            1.0,
+        ),
+        (
+            "workmail_pat_token_info",
+            &[
+                r#"token_id="t5-ghost-owner""#,
+                r#"user_state="UNKNOWN""#,
+                r#"user_name="""#,
+            ],
+            1.0,
+        ),
+        (
+            "workmail_pat_token_info",
+            &[
+                r#"token_id="t2-never-used""#,
+                r#"token_name="iPhone Mail 📱""#,
+            ],
+            1.0,
+        ),
         ("workmail_pat_scan_interval_seconds", &[], 60.0),
         ("workmail_pat_monitor_build_info", &[], 1.0),
     ];
@@ -90,15 +182,38 @@ async fn exact_metrics_for_every_category() {
     }
     // Never-used tokens have no last-used series; an organization without an identity
     // provider configuration has no PAT settings series.
-    assert_eq!(sample(&text, "workmail_pat_token_last_used_timestamp_seconds", &[r#"token_id="t2-never-used""#]), None);
-    assert_eq!(sample(&text, "workmail_pat_organization_pat_enabled", &[r#"organization="labs""#]), None);
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_token_last_used_timestamp_seconds",
+            &[r#"token_id="t2-never-used""#]
+        ),
+        None
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_organization_pat_enabled",
+            &[r#"organization="labs""#]
+        ),
+        None
+    );
     // The failing organization never had data: no token series for it.
-    assert_eq!(sample(&text, "workmail_pat_tokens", &[r#"organization="retired""#]), None);
+    assert_eq!(
+        sample(&text, "workmail_pat_tokens", &[r#"organization="retired""#]),
+        None
+    );
     assert_eq!(series_count(&text, "workmail_pat_token_info"), 7);
     assert!(text.contains("# HELP workmail_pat_tokens Tokens by status"));
     assert!(text.contains("Refreshed every scan interval, not at scrape time."));
     let failing = out.scans.iter().find(|(o, _)| o.id == RETIRED).unwrap();
-    assert!(failing.1.as_ref().unwrap_err().contains("OrganizationStateException"));
+    assert!(
+        failing
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("OrganizationStateException")
+    );
 }
 
 #[tokio::test]
@@ -109,8 +224,18 @@ async fn per_token_series_can_be_turned_off() {
     let (out, _) = once(&server, cfg).await;
     let text = out.ctx.metrics.render(&out.ctx.shared);
     assert_eq!(series_count(&text, "workmail_pat_token_info"), 0);
-    assert_eq!(series_count(&text, "workmail_pat_token_expiry_timestamp_seconds"), 0);
-    assert_eq!(sample(&text, "workmail_pat_tokens", &[r#"status="active""#, r#"organization="corp""#]), Some(5.0));
+    assert_eq!(
+        series_count(&text, "workmail_pat_token_expiry_timestamp_seconds"),
+        0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_tokens",
+            &[r#"status="active""#, r#"organization="corp""#]
+        ),
+        Some(5.0)
+    );
 }
 
 #[tokio::test]
@@ -155,8 +280,16 @@ async fn list_users_is_used_when_cheaper() {
     assert_eq!(calls.count("ListUsers"), 3);
     let inv = out.ctx.shared.org(CORP).unwrap().inventory.unwrap();
     let ghost = &inv.owners["99999999-9999-9999-9999-999999999999"];
-    assert_eq!(ghost.state, workmail_pat_monitor::inventory::OwnerState::Unknown);
-    assert_eq!(inv.owners["22222222-2222-2222-2222-222222222222"].state.as_str(), "DISABLED");
+    assert_eq!(
+        ghost.state,
+        workmail_pat_monitor::inventory::OwnerState::Unknown
+    );
+    assert_eq!(
+        inv.owners["22222222-2222-2222-2222-222222222222"]
+            .state
+            .as_str(),
+        "DISABLED"
+    );
 }
 
 #[tokio::test]
@@ -169,7 +302,11 @@ async fn a_failing_organization_keeps_its_last_data_and_does_not_affect_others()
         let _ = ctx.scan_and_publish(org, None).await;
     }
     let before = ctx.metrics.render(&ctx.shared);
-    let first_success = sample(&before, "workmail_pat_scan_last_success_timestamp_seconds", &[r#"organization="corp""#]);
+    let first_success = sample(
+        &before,
+        "workmail_pat_scan_last_success_timestamp_seconds",
+        &[r#"organization="corp""#],
+    );
     server
         .sim
         .mutate(Mutation::SetOrganizationState {
@@ -182,17 +319,46 @@ async fn a_failing_organization_keeps_its_last_data_and_does_not_affect_others()
         let _ = ctx.scan_and_publish(org, None).await;
     }
     let after = ctx.metrics.render(&ctx.shared);
-    assert_eq!(sample(&after, "workmail_pat_organization_up", &[r#"organization="corp""#]), Some(0.0));
     assert_eq!(
-        sample(&after, "workmail_pat_scan_last_success_timestamp_seconds", &[r#"organization="corp""#]),
+        sample(
+            &after,
+            "workmail_pat_organization_up",
+            &[r#"organization="corp""#]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "workmail_pat_scan_last_success_timestamp_seconds",
+            &[r#"organization="corp""#]
+        ),
         first_success
     );
-    assert_eq!(sample(&after, "workmail_pat_tokens", &[r#"organization="corp""#, r#"status="active""#]), Some(5.0));
+    assert_eq!(
+        sample(
+            &after,
+            "workmail_pat_tokens",
+            &[r#"organization="corp""#, r#"status="active""#]
+        ),
+        Some(5.0)
+    );
     assert_eq!(series_count(&after, "workmail_pat_token_info"), 7);
     // labs moved on: its last success is the new scan.
-    assert_eq!(sample(&after, "workmail_pat_organization_up", &[r#"organization="labs""#]), Some(1.0));
     assert_eq!(
-        sample(&after, "workmail_pat_scan_last_success_timestamp_seconds", &[r#"organization="labs""#]),
+        sample(
+            &after,
+            "workmail_pat_organization_up",
+            &[r#"organization="labs""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "workmail_pat_scan_last_success_timestamp_seconds",
+            &[r#"organization="labs""#]
+        ),
         Some((now() + chrono::Duration::minutes(5)).timestamp() as f64)
     );
     // Recovery on the next scan once the fault clears.
@@ -205,7 +371,14 @@ async fn a_failing_organization_keeps_its_last_data_and_does_not_affect_others()
         .unwrap();
     let _ = ctx.scan_and_publish(&orgs[0], None).await;
     let recovered = ctx.metrics.render(&ctx.shared);
-    assert_eq!(sample(&recovered, "workmail_pat_organization_up", &[r#"organization="corp""#]), Some(1.0));
+    assert_eq!(
+        sample(
+            &recovered,
+            "workmail_pat_organization_up",
+            &[r#"organization="corp""#]
+        ),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -224,8 +397,22 @@ async fn deleted_tokens_disappear_on_the_next_scan() {
         .unwrap();
     let _ = ctx.scan_and_publish(&orgs[0], None).await;
     let text = ctx.metrics.render(&ctx.shared);
-    assert_eq!(sample(&text, "workmail_pat_token_info", &[r#"token_id="t1-expiring-today""#]), None);
-    assert_eq!(sample(&text, "workmail_pat_tokens_expiring", &[r#"organization="corp""#, r#"within="1d""#]), Some(0.0));
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_token_info",
+            &[r#"token_id="t1-expiring-today""#]
+        ),
+        None
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "workmail_pat_tokens_expiring",
+            &[r#"organization="corp""#, r#"within="1d""#]
+        ),
+        Some(0.0)
+    );
 }
 
 #[tokio::test]
@@ -247,15 +434,30 @@ async fn throttling_is_retried_and_counted_and_the_scan_completes() {
     cfg.scan.retry_mode = workmail_pat_monitor::config::RetryMode::Standard;
     let (out, _) = once(&server, cfg).await;
     let text = out.ctx.metrics.render(&out.ctx.shared);
-    assert!(out.scans.iter().filter(|(o, _)| o.id != RETIRED).all(|(_, r)| r.is_ok()), "{:?}", server.sim.calls());
+    assert!(
+        out.scans
+            .iter()
+            .filter(|(o, _)| o.id != RETIRED)
+            .all(|(_, r)| r.is_ok()),
+        "{:?}",
+        server.sim.calls()
+    );
     let throttled = sample(
         &text,
         "workmail_pat_api_request_errors_total",
-        &[r#"error="ThrottlingException""#, r#"operation="ListPersonalAccessTokens""#],
+        &[
+            r#"error="ThrottlingException""#,
+            r#"operation="ListPersonalAccessTokens""#,
+        ],
     )
     .unwrap_or(0.0);
     assert!(throttled >= 1.0, "{text}");
-    let requests = sample(&text, "workmail_pat_api_requests_total", &[r#"operation="ListPersonalAccessTokens""#]).unwrap();
+    let requests = sample(
+        &text,
+        "workmail_pat_api_requests_total",
+        &[r#"operation="ListPersonalAccessTokens""#],
+    )
+    .unwrap();
     let calls = server.sim.calls();
     assert_eq!(requests, calls.count("ListPersonalAccessTokens") as f64);
     assert!(calls.retries("ListPersonalAccessTokens") >= 1);
@@ -314,7 +516,10 @@ async fn the_daemon_serves_metrics_health_and_readiness() {
     assert!(body.contains("workmail_pat_organization_up"));
     assert_eq!(http_get(&format!("{base}/healthz")).await.0, 200);
     assert_eq!(http_get(&format!("{base}/nope")).await.0, 404);
-    assert_eq!(http_request(&format!("{base}/metrics"), "POST").await.0, 405);
+    assert_eq!(
+        http_request(&format!("{base}/metrics"), "POST").await.0,
+        405
+    );
     let (status, page) = http_get(&format!("{base}/")).await;
     assert_eq!(status, 200);
     assert!(page.contains("Alice &lt;script&gt;alert(1)&lt;/script&gt;"));
