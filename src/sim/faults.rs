@@ -58,6 +58,21 @@ pub struct OpFaults {
     /// Listings answer with the `NextToken` they were sent (a server bug the SDK's
     /// paginators stop on silently).
     pub repeat_next_token: bool,
+    /// Only requests for these organization ids are affected; all when empty.
+    pub organization_ids: Vec<String>,
+    /// Members removed from every object of a successful answer (optional output members
+    /// the model allows to be absent, e.g. `DateCreated`, `ExpiresTime`, `Scopes`).
+    pub omit_members: Vec<String>,
+    /// Each page of a listing starts with the last item of the previous page again
+    /// (duplicate ids across pages).
+    pub overlap_pages: bool,
+}
+
+impl OpFaults {
+    /// Whether these faults apply to a request for `org`.
+    pub fn applies_to(&self, org: &str) -> bool {
+        self.organization_ids.is_empty() || self.organization_ids.iter().any(|o| o == org)
+    }
 }
 
 /// What the fault layer decided for one call.

@@ -179,6 +179,7 @@ struct Inner {
     deleted: Mutex<Vec<Deleted>>,
     skew_secs: Mutex<i64>,
     request_seq: AtomicU64,
+    triggers: Mutex<Vec<(String, u64, Mutation)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -236,6 +237,7 @@ impl Sim {
                 deleted: Mutex::new(Vec::new()),
                 skew_secs: Mutex::new(0),
                 request_seq: AtomicU64::new(0),
+                triggers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -322,6 +324,31 @@ impl Sim {
     /// The emulator's clock: the real one plus the configured skew.
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::seconds(*lock(&self.inner.skew_secs))
+    }
+
+    /// Applies `m` right after the `calls`-th call of `operation` (counted from now) has
+    /// been answered: for changes "in the middle" of a scan, such as an organization deleted
+    /// between two pages.
+    pub fn mutate_after(&self, operation: &str, calls: u64, m: Mutation) {
+        let done = self.calls().count(operation);
+        lock(&self.inner.triggers).push((operation.to_owned(), done + calls, m));
+    }
+
+    fn fire_triggers(&self, operation: &str) {
+        let count = self.calls().count(operation);
+        let due: Vec<Mutation> = {
+            let mut triggers = lock(&self.inner.triggers);
+            let (due, keep) = triggers
+                .drain(..)
+                .partition(|(op, n, _)| op == operation && *n <= count);
+            *triggers = keep;
+            due.into_iter().map(|(_, _, m)| m).collect()
+        };
+        for m in due {
+            if let Err(e) = self.mutate(m) {
+                tracing::warn!(error = %e, "emulator trigger failed");
+            }
+        }
     }
 
     /// Applies a mutation.
@@ -464,10 +491,6 @@ impl Sim {
         };
         self.record_call(op, &parts.headers);
 
-        let faults = self.faults().for_op(op).clone();
-        if let Some(resp) = self.inject(op, &faults).await {
-            return resp;
-        }
         let request: Value = if body.is_empty() {
             json!({})
         } else {
@@ -481,6 +504,19 @@ impl Sim {
                 }
             }
         };
+        // Faults may be scoped to organizations, so they apply once the body is read.
+        let faults = self.faults().for_op(op).clone();
+        let scoped_out = request["OrganizationId"]
+            .as_str()
+            .is_some_and(|org| !faults.applies_to(org));
+        let faults = if scoped_out {
+            OpFaults::default()
+        } else {
+            faults
+        };
+        if let Some(resp) = self.inject(op, &faults).await {
+            return resp;
+        }
         if let Err(invalid) = model::validate(op, &request) {
             let code = match invalid {
                 model::Invalid::Serialization(_) => "SerializationException",
@@ -499,8 +535,12 @@ impl Sim {
             };
             ops::handle(&mut world, op, &request, &ctx, &mut deleted)
         };
+        self.fire_triggers(op);
         match result {
-            Ok(v) => {
+            Ok(mut v) => {
+                if !faults.omit_members.is_empty() {
+                    omit(&mut v, &faults.omit_members);
+                }
                 let text = v.to_string();
                 let (truncate, garble) = {
                     let mut rng = lock(&self.inner.rng);
@@ -706,6 +746,18 @@ impl Sim {
             ) => httpd::respond(405, "text/plain", "method not allowed\n"),
             _ => httpd::respond(404, "text/plain", "not found\n"),
         }
+    }
+}
+
+/// Removes the named members from every object in `v` (but never `NextToken`).
+fn omit(v: &mut Value, names: &[String]) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| k == "NextToken" || !names.contains(k));
+            map.values_mut().for_each(|x| omit(x, names));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| omit(x, names)),
+        _ => {}
     }
 }
 

@@ -388,7 +388,14 @@ fn paginate<'a, T>(
     let mut last_key = None;
     let mut more = false;
     for (key, item) in items {
-        if cursor.as_ref().is_some_and(|c| key <= c.after.as_str()) {
+        let seen = |c: &Cursor| {
+            if ctx.faults.overlap_pages {
+                key < c.after.as_str()
+            } else {
+                key <= c.after.as_str()
+            }
+        };
+        if cursor.as_ref().is_some_and(seen) {
             continue;
         }
         if page.len() == limit {

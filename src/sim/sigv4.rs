@@ -135,13 +135,25 @@ pub fn verify(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP",
         ));
     }
-    if (when - now).num_seconds().abs() > MAX_SKEW_SECS {
+    let fmt = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    let window = chrono::Duration::seconds(MAX_SKEW_SECS);
+    if when < now - window {
         return Err(refuse(
             "InvalidSignatureException",
             format!(
                 "Signature expired: {amz_date} is now earlier than {} ({} - 15 min.)",
-                (now - chrono::Duration::seconds(MAX_SKEW_SECS)).format("%Y%m%dT%H%M%SZ"),
-                now.format("%Y%m%dT%H%M%SZ")
+                fmt(now - window),
+                fmt(now)
+            ),
+        ));
+    }
+    if when > now + window {
+        return Err(refuse(
+            "InvalidSignatureException",
+            format!(
+                "Signature not yet current: {amz_date} is still later than {} ({} + 15 min.)",
+                fmt(now + window),
+                fmt(now)
             ),
         ));
     }
