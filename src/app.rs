@@ -58,6 +58,19 @@ pub struct Options {
     pub web: Option<Arc<LiveWebConfig>>,
     /// The HTTP limits of both listeners.
     pub http: ServeOptions,
+    /// Called at the start of every scan, inside the scan task (fault-injection tests use it
+    /// to make a scan panic).
+    pub before_scan: Option<ScanHook>,
+}
+
+/// A function run at the start of every scan task.
+#[derive(Clone)]
+pub struct ScanHook(pub Arc<dyn Fn(&OrgRef) + Send + Sync>);
+
+impl std::fmt::Debug for ScanHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScanHook")
+    }
 }
 
 impl Default for Options {
@@ -69,6 +82,7 @@ impl Default for Options {
             stop: CancellationToken::new(),
             web: None,
             http: ServeOptions::default(),
+            before_scan: None,
         }
     }
 }
@@ -90,6 +104,7 @@ pub struct Context {
     pub cache: Arc<OwnerCache>,
     /// Clients by organization id.
     pub clients: Arc<Mutex<HashMap<String, WorkMail>>>,
+    before_scan: Option<ScanHook>,
 }
 
 impl Context {
@@ -112,6 +127,7 @@ impl Context {
             clock: opts.clock.clone(),
             factory,
             clients: Arc::new(Mutex::new(HashMap::new())),
+            before_scan: opts.before_scan.clone(),
         }
     }
 
@@ -226,7 +242,11 @@ impl Context {
             let scan_cfg = self.config.scan.clone();
             let cache = self.cache.clone();
             let clock = self.clock.clone();
+            let hook = self.before_scan.clone();
             tokio::spawn(async move {
+                if let Some(h) = hook {
+                    (h.0)(&org);
+                }
                 let inv = scan::scan_org(
                     &client,
                     &org,

@@ -91,6 +91,10 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Also scan once (read-only) and print how many tokens each cleanup rule would
+        /// match right now. Needs AWS credentials; without it, nothing is called.
+        #[arg(long)]
+        scan: bool,
     },
     /// Run the daemon against the embedded WorkMail emulator with a seeded data set.
     Demo {
@@ -327,14 +331,24 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             signals.abort();
             Ok(print_once(&outcome))
         }
-        Command::CheckConfig { config: path } => {
+        Command::CheckConfig { config: path, scan } => {
             let config = match load(&path) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
             println!("# {}: valid. Effective configuration:\n", path.display());
             print!("{}", config.to_toml());
-            Ok(0)
+            if !scan {
+                return Ok(0);
+            }
+            let outcome =
+                app::once(read_only(config), Source::Env, Options::default(), None).await?;
+            print!("{}", rule_matches(&outcome));
+            Ok(if outcome.scans.iter().all(|(_, r)| r.is_ok()) {
+                0
+            } else {
+                EXIT_INCOMPLETE
+            })
         }
         Command::Demo {
             listen,
@@ -401,13 +415,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                         eprint!("\rscanning {}: {n} tokens   ", org.label);
                     }) as crate::scan::Progress
                 });
-            let mut config = config;
             // A report never deletes: cleanup verdicts are computed, not acted on.
-            config.cleanup.mode = crate::config::CleanupMode::Off;
-            config.cleanup.audit_log = None;
-            for o in &mut config.organizations {
-                o.cleanup.mode = None;
-            }
+            let config = read_only(config);
             let watched = progress.is_some();
             let outcome = app::once(config, Source::Env, Options::default(), progress).await?;
             if watched {
@@ -417,6 +426,61 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             Ok(code)
         }
     }
+}
+
+/// The configuration with cleanup off everywhere and no audit log: verdicts are still
+/// computed from the rules, but nothing can act on them.
+fn read_only(mut config: Config) -> Config {
+    config.cleanup.mode = crate::config::CleanupMode::Off;
+    config.cleanup.audit_log = None;
+    for o in &mut config.organizations {
+        o.cleanup.mode = None;
+    }
+    config
+}
+
+/// For `check-config --scan`: how many tokens each rule would match now, per organization.
+pub fn rule_matches(outcome: &app::OnceOutcome) -> String {
+    let ctx = &outcome.ctx;
+    let now = ctx.clock.now();
+    let mut out =
+        String::from("\n# Cleanup rules against a scan made now (nothing was deleted):\n");
+    if ctx.config.cleanup.rules.is_empty() {
+        out.push_str("#   no rules configured\n");
+        return out;
+    }
+    for rule in &ctx.config.cleanup.rules {
+        let mut parts = Vec::new();
+        let mut total = 0;
+        for st in ctx.shared.snapshot() {
+            let Some(inv) = &st.inventory else {
+                parts.push(format!("{}: scan incomplete", st.org.label));
+                continue;
+            };
+            if !rule.applies_to(&inv.org.id, &inv.org.label) {
+                continue;
+            }
+            // Each rule on its own, whatever the rules before it match.
+            let (mut n, mut protected) = (0, 0);
+            for t in &inv.tokens {
+                let owner = inv.owner_of(t);
+                if crate::policy::matches(rule, t, owner, now) {
+                    match crate::policy::exclusion(&ctx.config.cleanup, t, owner) {
+                        Some(_) => protected += 1,
+                        None => n += 1,
+                    }
+                }
+            }
+            total += n;
+            parts.push(format!("{}: {n} (+{protected} excluded)", st.org.label));
+        }
+        out.push_str(&format!(
+            "#   {}: {total} token(s) would match now; {}\n",
+            rule.name,
+            parts.join(", ")
+        ));
+    }
+    out
 }
 
 /// Writes the report of a completed `once`; returns the exit code.

@@ -1015,3 +1015,108 @@ fn secs(n: u64) -> Duration {
 fn full_match(pattern: &str, s: &str) -> bool {
     regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(s))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEYS: &[(&str, &str)] = &[
+        ("server", "listen"),
+        ("server", "probe_listen"),
+        ("scan", "interval"),
+        ("scan", "page_size"),
+        ("scan", "max_concurrency"),
+        ("scan", "user_cache_ttl"),
+        ("scan", "call_timeout"),
+        ("scan", "max_attempts"),
+        ("scan", "retry_mode"),
+        ("scan", "owner_lookup"),
+        ("metrics", "expiry_windows"),
+        ("metrics", "unused_thresholds"),
+        ("metrics", "per_token"),
+        ("metrics", "user_labels"),
+        ("cleanup", "mode"),
+        ("cleanup", "interval"),
+        ("cleanup", "max_deletions_per_run"),
+        ("cleanup", "max_deletions_percent"),
+        ("cleanup", "warn_before"),
+        ("cleanup", "exclude_users"),
+        ("cleanup", "exclude_tokens"),
+        ("discovery", "regions"),
+        ("scan", "bogus"),
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "-?[0-9]{1,12}",
+            "-?[0-9]{1,4}\\.[0-9]{1,3}",
+            Just("true".to_owned()),
+            "\"[0-9]{0,4}(ms|s|m|h|d|x|)\"",
+            "\"[a-z_:.*\\[\\]0-9-]{0,12}\"",
+            "\\[(\"[0-9]{1,3}[smhd]\", ){0,3}\\]",
+            "\\[(\"[a-z_*\\[]{0,6}\", ){0,3}\\]",
+        ]
+    }
+
+    proptest! {
+        /// Whatever the values, loading never panics, and every error names its origin.
+        #[test]
+        fn the_loader_never_panics_and_errors_name_the_file(
+            entries in proptest::collection::vec((0..KEYS.len(), value()), 0..12),
+            with_org in any::<bool>(),
+            rules in proptest::collection::vec(("[a-z -]{0,8}", "(expired_for|unused_for|owner_disabled_for)", "\"[0-9]{0,3}[dhx]\""), 0..3),
+        ) {
+            let mut by_section: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+            for (i, v) in &entries {
+                let (section, key) = KEYS[*i];
+                by_section.entry(section).or_default().push(format!("{key} = {v}"));
+            }
+            let mut text = String::new();
+            for (section, lines) in &by_section {
+                let mut seen = std::collections::HashSet::new();
+                text.push_str(&format!("[{section}]\n"));
+                for l in lines {
+                    // Duplicate keys are a TOML error of their own; keep the first.
+                    if seen.insert(l.split(' ').next().unwrap_or_default().to_owned()) {
+                        text.push_str(l);
+                        text.push('\n');
+                    }
+                }
+            }
+            if with_org {
+                text.push_str("[[organizations]]\nid = \"m-00000000000000000000000000000001\"\n");
+            }
+            for (name, cond, v) in rules {
+                text.push_str(&format!("[[cleanup.rules]]\nname = {name:?}\n{cond} = {v}\n"));
+            }
+            match Config::parse(&text, "t.toml") {
+                Ok(c) => {
+                    prop_assert!(c.scan.page_size >= 1 && c.scan.page_size <= 100);
+                    prop_assert!(c.scan.interval >= Duration::from_secs(1));
+                    let _ = c.to_toml();
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    prop_assert!(msg.starts_with("t.toml: "), "{}", msg);
+                    prop_assert!(msg.len() > "t.toml: ".len());
+                }
+            }
+        }
+
+        /// Arbitrary text never panics the loader.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = Config::parse(&text, "t.toml");
+        }
+    }
+
+    #[test]
+    fn the_effective_config_round_trips() {
+        let text = std::fs::read_to_string("config/example.toml").unwrap();
+        let c = Config::parse(&text, "example").unwrap();
+        let again = Config::parse(&c.to_toml(), "effective").unwrap();
+        assert_eq!(c.to_toml(), again.to_toml());
+    }
+}

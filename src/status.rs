@@ -109,7 +109,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
     out.push_str(concat!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-        "<title>WorkMail PAT monitor</title><style>",
+        "<title>WorkMail PAT monitor</title><link rel=\"icon\" href=\"data:,\"><style>",
         "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1rem;color:#1d2433;background:#fafbfc}",
         "h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}",
         "table{border-collapse:collapse;width:100%;font-size:.9rem;background:#fff}",

@@ -274,6 +274,14 @@ impl ClientFactory {
         );
         SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
+            .time_source(aws_smithy_async::time::SharedTimeSource::default())
+            .sleep_impl(
+                aws_smithy_async::rt::sleep::default_async_sleep().unwrap_or_else(|| {
+                    aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+                        aws_smithy_async::rt::sleep::TokioSleep::new(),
+                    )
+                }),
+            )
             .region(Region::new(region.to_owned()))
             .endpoint_url(endpoint)
             .credentials_provider(SharedCredentialsProvider::new(creds))

@@ -224,3 +224,45 @@ fn check_config_exits_non_zero_and_names_the_key() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/config.toml"));
 }
+
+#[tokio::test]
+async fn check_config_scan_counts_what_each_rule_would_match() {
+    let server = crate::support::start_scenario(crate::monitor::BASIC).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{ORG}alias = \"corp\"\n[cleanup]\nmode = \"enforce\"\nexclude_tokens = [\"break-glass*\"]\n\
+             [[cleanup.rules]]\nname = \"expired\"\nexpired_for = \"0d\"\n\
+             [[cleanup.rules]]\nname = \"unused-90d\"\nunused_for = \"90d\"\n"
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
+        .args(["check-config", "--scan", "--config"])
+        .arg(&path)
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Against the real clock every fixture token is long expired or unused, but the
+    // counts are what the rules say of the data: each rule on its own, exclusions apart.
+    assert!(stdout.contains("#   expired: "), "{stdout}");
+    assert!(stdout.contains("#   unused-90d: "), "{stdout}");
+    assert!(stdout.contains("(+1 excluded)"), "{stdout}");
+    // It only reads: enforce mode in the file notwithstanding.
+    assert!(server.sim.deleted().is_empty());
+    assert_eq!(server.sim.calls().count("DeletePersonalAccessToken"), 0);
+}

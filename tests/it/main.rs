@@ -6,8 +6,11 @@
 mod browser;
 mod cleanup;
 mod config;
+mod edge;
+mod faults;
 mod monitor;
 mod prometheus;
 mod report;
 mod sim;
 mod support;
+mod web;
