@@ -346,3 +346,53 @@ async fn per_organization_mode_arms_one_organization_at_a_time() {
     assert!(server.sim.deleted().is_empty());
     assert!(actions(&out.ctx, CORP).iter().all(|(a, _)| a != "deleted"));
 }
+
+#[tokio::test]
+async fn shutdown_finishes_the_token_in_hand_and_stops() {
+    let server = start_scenario(BASIC).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let cfg = cleanup_config(
+        "enforce",
+        &format!("audit_log = {:?}", log.display().to_string()),
+    );
+    let (opts, _) = options();
+    let ctx = Context::new(cfg.clone(), source(&server), &opts).await;
+    let orgs = ctx.resolve_orgs().await.unwrap();
+    for org in &orgs {
+        let _ = ctx.scan_and_publish(org, None).await;
+    }
+    // Each delete takes a while; shutdown arrives while the first one is in flight.
+    server.sim.set_op_faults(
+        "DeletePersonalAccessToken",
+        OpFaults {
+            latency_ms: 300,
+            ..Default::default()
+        },
+    );
+    let stop = CancellationToken::new();
+    let run = {
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        let mut audit = AuditLog::open(&log).unwrap();
+        tokio::spawn(async move { ctx.cleanup(&mut audit, &stop).await })
+    };
+    // The emulator counts a call when it arrives, before its latency: cancel then.
+    while server.sim.calls().count("DeletePersonalAccessToken") == 0 {
+        tokio::task::yield_now().await;
+    }
+    stop.cancel();
+    let summary = run.await.unwrap();
+    assert_eq!(summary.aborted.as_deref(), Some("shutdown"));
+    assert_eq!(
+        server.sim.deleted().len(),
+        1,
+        "the token in hand is finished"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let deleted_lines = text
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"deleted\""))
+        .count();
+    assert_eq!(deleted_lines, 1, "and audited: {text}");
+}
