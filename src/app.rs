@@ -477,7 +477,8 @@ async fn org_loop(ctx: Context, org: OrgRef, cancel: CancellationToken) {
 }
 
 /// Runs cleanup after the first complete scan round at or past each interval.
-async fn cleanup_loop(ctx: Context, mut audit: AuditLog, cancel: CancellationToken) {
+async fn cleanup_loop(ctx: Context, audit: AuditLog, cancel: CancellationToken) {
+    let mut audit = Some(audit);
     let mut changes = ctx.shared.subscribe();
     loop {
         let due = ctx.clock.now();
@@ -500,8 +501,46 @@ async fn cleanup_loop(ctx: Context, mut audit: AuditLog, cancel: CancellationTok
         }
         // The run itself is not raced against shutdown: it checks between tokens and
         // finishes the token in hand.
-        let summary = ctx.cleanup(&mut audit, &cancel).await;
-        tracing::info!(actions = ?summary.actions, skipped_orgs = summary.skipped_orgs.len(), aborted = ?summary.aborted, "cleanup run complete");
+        // It runs as a task of its own so that a panic (a bug) is caught and counted; the
+        // audit log is handed over and back, and reopened if the task died with it.
+        let mut log = match audit.take() {
+            Some(a) => a,
+            None => match open_audit(&ctx.config) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "cannot reopen the audit log; no cleanup run"
+                    );
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(ctx.config.cleanup.interval) => {}
+                    }
+                    continue;
+                }
+            },
+        };
+        let run = {
+            let ctx = ctx.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let summary = ctx.cleanup(&mut log, &cancel).await;
+                (log, summary)
+            })
+        };
+        match run.await {
+            Ok((log, summary)) => {
+                audit = Some(log);
+                tracing::info!(actions = ?summary.actions, skipped_orgs = summary.skipped_orgs.len(), aborted = ?summary.aborted, "cleanup run complete");
+            }
+            Err(e) => {
+                ctx.metrics.internal_error();
+                tracing::error!(
+                    panic = e.is_panic(),
+                    "the cleanup run died; the next one starts at the next interval"
+                );
+            }
+        }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(ctx.config.cleanup.interval) => {}

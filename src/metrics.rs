@@ -55,7 +55,7 @@ impl Metrics {
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         let internal_errors = IntCounter::new(
             "workmail_pat_internal_errors_total",
-            "Internal errors (panics caught in scan tasks). Should stay 0.",
+            "Internal errors (panics caught in scan and cleanup tasks). Should stay 0.",
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for c in [&api_requests, &api_errors, &cleanup_actions] {
