@@ -30,8 +30,13 @@ use crate::workmail::{ClientFactory, ClientOptions, WorkMail};
 /// How long shutdown waits for in-flight work: long enough for the token in hand (a
 /// re-read, an owner check and a delete, each with every retry), and at least 20 s.
 fn drain_timeout(config: &Config) -> Duration {
-    let call = config.scan.call_timeout * config.scan.max_attempts;
-    (call * 3 + Duration::from_secs(60)).max(Duration::from_secs(20))
+    let call = config
+        .scan
+        .call_timeout
+        .saturating_mul(config.scan.max_attempts);
+    call.saturating_mul(3)
+        .saturating_add(Duration::from_secs(60))
+        .max(Duration::from_secs(20))
 }
 
 /// Where the AWS configuration comes from.
@@ -104,6 +109,10 @@ pub struct Context {
     pub cache: Arc<OwnerCache>,
     /// Clients by organization id.
     pub clients: Arc<Mutex<HashMap<String, WorkMail>>>,
+    /// Organizations each discovery region listed last.
+    discovered: Arc<Mutex<HashMap<String, Vec<OrgRef>>>>,
+    /// Regions whose discovery failed at the last resolution.
+    discovery_failures: Arc<Mutex<Vec<String>>>,
     before_scan: Option<ScanHook>,
 }
 
@@ -127,6 +136,8 @@ impl Context {
             clock: opts.clock.clone(),
             factory,
             clients: Arc::new(Mutex::new(HashMap::new())),
+            discovered: Arc::new(Mutex::new(HashMap::new())),
+            discovery_failures: Arc::new(Mutex::new(Vec::new())),
             before_scan: opts.before_scan.clone(),
         }
     }
@@ -170,44 +181,45 @@ impl Context {
             );
             orgs.push(org);
         }
+        let mut failures = Vec::new();
         if let Some(d) = &self.config.discovery {
             let role = d.role_arn.as_deref().map(|r| (r, d.external_id.as_deref()));
+            let owned_role = role.map(|(a, e)| (a.to_owned(), e.map(str::to_owned)));
             for region in &d.regions {
-                let client = self
-                    .factory
-                    .client(Some(region), role, &format!("discovery-{region}"))
-                    .await;
-                let mut next = None;
-                loop {
-                    let (page, following) = client
-                        .list_organizations_page(next, self.config.scan.page_size)
-                        .await
-                        .with_context(|| format!("discovery in {region}"))?;
-                    for s in page {
-                        if s.state.as_deref() != Some("Active") || orgs.iter().any(|o| o.id == s.id)
-                        {
-                            continue;
-                        }
-                        orgs.push(OrgRef {
-                            label: s.alias.clone().unwrap_or_else(|| s.id.clone()),
-                            id: s.id.clone(),
-                            region: region.clone(),
-                        });
-                        fresh_clients.insert(
-                            s.id.clone(),
-                            (
-                                region.clone(),
-                                role.map(|(a, e)| (a.to_owned(), e.map(str::to_owned))),
-                            ),
-                        );
+                let found = match self.discover(region, role).await {
+                    Ok(found) => {
+                        self.discovered
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(region.clone(), found.clone());
+                        found
                     }
-                    match following {
-                        Some(n) => next = Some(n),
-                        None => break,
+                    Err(e) => {
+                        // One failing region must not take the others (or the configured
+                        // organizations) down: keep what it last listed.
+                        tracing::error!(region = %region, error = %e, "discovery failed; keeping the organizations it found last time");
+                        failures.push(format!("discovery in {region}: {e}"));
+                        self.discovered
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(region)
+                            .cloned()
+                            .unwrap_or_default()
                     }
+                };
+                for org in found {
+                    if orgs.iter().any(|o| o.id == org.id) {
+                        continue;
+                    }
+                    fresh_clients.insert(org.id.clone(), (region.clone(), owned_role.clone()));
+                    orgs.push(org);
                 }
             }
         }
+        *self
+            .discovery_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = failures;
         let existing = self.clients();
         let mut clients = HashMap::new();
         for (id, (region, role)) in fresh_clients {
@@ -224,6 +236,52 @@ impl Context {
         orgs.sort();
         self.shared.set_orgs(&orgs);
         Ok(orgs)
+    }
+
+    /// The Active organizations `ListOrganizations` lists in one region.
+    async fn discover(
+        &self,
+        region: &str,
+        role: Option<(&str, Option<&str>)>,
+    ) -> Result<Vec<OrgRef>, crate::workmail::ApiError> {
+        let client = self
+            .factory
+            .client(Some(region), role, &format!("discovery-{region}"))
+            .await;
+        let mut found = Vec::new();
+        let mut next = None;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let (page, following) = client
+                .list_organizations_page(next, self.config.scan.page_size)
+                .await?;
+            found.extend(
+                page.into_iter()
+                    .filter(|s| s.state.as_deref() == Some("Active"))
+                    .map(|s| OrgRef {
+                        label: s.alias.clone().unwrap_or_else(|| s.id.clone()),
+                        id: s.id,
+                        region: region.to_owned(),
+                    }),
+            );
+            match following {
+                None => return Ok(found),
+                Some(n) if !seen.insert(n.clone()) => {
+                    return Err(crate::workmail::ApiError::repeated_token(
+                        "ListOrganizations",
+                    ));
+                }
+                Some(n) => next = Some(n),
+            }
+        }
+    }
+
+    /// Why the last resolution could not discover every region (empty when it could).
+    pub fn discovery_failures(&self) -> Vec<String> {
+        self.discovery_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Scans one organization and publishes the result. A panic in the scan is caught,
@@ -243,7 +301,8 @@ impl Context {
             let cache = self.cache.clone();
             let clock = self.clock.clone();
             let hook = self.before_scan.clone();
-            tokio::spawn(async move {
+            // Aborted when dropped: a scan whose loop was cancelled stops with it.
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
                 if let Some(h) = hook {
                     (h.0)(&org);
                 }
@@ -260,7 +319,7 @@ impl Context {
                     inv.scanned_at = clock.now();
                     inv
                 })
-            })
+            }))
         };
         let result = match task.await {
             Ok(r) => r,
@@ -313,6 +372,7 @@ impl Context {
             metrics: &self.metrics,
             audit,
             cancel,
+            clock: &self.clock,
         };
         cleaner.run(self.clock.now()).await
     }
@@ -465,11 +525,14 @@ impl Daemon {
 
 async fn org_loop(ctx: Context, org: OrgRef, cancel: CancellationToken) {
     loop {
+        // Cancellation first: an organization that was dropped must not publish again.
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
             _ = ctx.scan_and_publish(&org, None) => {}
         }
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(ctx.config.scan.interval) => {}
         }
@@ -573,10 +636,23 @@ pub async fn run(
 pub struct OnceOutcome {
     /// Organizations and whether each scan completed.
     pub scans: Vec<(OrgRef, Result<(), String>)>,
-    /// The cleanup run, when cleanup is configured.
+    /// The cleanup run, when cleanup is configured (and no signal came first).
     pub cleanup: Option<RunSummary>,
+    /// Discovery regions that could not be listed.
+    pub discovery_errors: Vec<String>,
+    /// Whether a signal cut the run short.
+    pub interrupted: bool,
     /// The context, for reports.
     pub ctx: Context,
+}
+
+impl OnceOutcome {
+    /// Whether every organization was found and scanned completely.
+    pub fn complete(&self) -> bool {
+        !self.interrupted
+            && self.discovery_errors.is_empty()
+            && self.scans.iter().all(|(_, r)| r.is_ok())
+    }
 }
 
 /// One scan of every organization (concurrently), then one cleanup run when configured.
@@ -589,8 +665,9 @@ pub async fn once(
     let mut audit = open_audit(&config)?;
     let ctx = Context::new(config, source, &opts).await;
     let orgs = ctx.resolve_orgs().await?;
+    let discovery_errors = ctx.discovery_failures();
     let mut set = tokio::task::JoinSet::new();
-    for org in orgs {
+    for org in orgs.clone() {
         let ctx = ctx.clone();
         let progress = progress.clone();
         set.spawn(async move {
@@ -602,10 +679,26 @@ pub async fn once(
         });
     }
     let mut scans = Vec::new();
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok(s) => scans.push(s),
-            Err(e) => anyhow::bail!("scan task failed: {e}"),
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            biased;
+            // A signal (a CronJob's deadline) stops the scans: nothing to finish there.
+            _ = opts.stop.cancelled(), if !interrupted => {
+                interrupted = true;
+                set.abort_all();
+            }
+            r = set.join_next() => match r {
+                None => break,
+                Some(Ok(s)) => scans.push(s),
+                Some(Err(e)) if e.is_cancelled() => {}
+                Some(Err(e)) => anyhow::bail!("scan task failed: {e}"),
+            },
+        }
+    }
+    for org in orgs {
+        if !scans.iter().any(|(o, _)| o.id == org.id) {
+            scans.push((org, Err("interrupted by a signal".to_owned())));
         }
     }
     scans.sort_by(|a, b| a.0.cmp(&b.0));
@@ -618,6 +711,8 @@ pub async fn once(
     Ok(OnceOutcome {
         scans,
         cleanup,
+        discovery_errors,
+        interrupted: interrupted || opts.stop.is_cancelled(),
         ctx,
     })
 }

@@ -76,6 +76,8 @@ pub struct Cleaner<'a> {
     pub audit: &'a mut AuditLog,
     /// Stops the run between tokens.
     pub cancel: &'a CancellationToken,
+    /// Dates each decision as it is made.
+    pub clock: &'a crate::clock::Clock,
 }
 
 struct Decision<'t> {
@@ -85,6 +87,26 @@ struct Decision<'t> {
     rule: &'t str,
     action: Action,
     reason: String,
+}
+
+/// What re-verification and the action found: the outcome, why, and the data the decision
+/// was made on (the re-read token and owner, when there were some).
+struct Outcome {
+    action: Action,
+    reason: String,
+    token: Option<Token>,
+    owner: Option<Owner>,
+}
+
+impl Outcome {
+    fn new(action: Action, reason: impl Into<String>) -> Self {
+        Self {
+            action,
+            reason: reason.into(),
+            token: None,
+            owner: None,
+        }
+    }
 }
 
 impl Cleaner<'_> {
@@ -124,7 +146,7 @@ impl Cleaner<'_> {
                 .cleanup
                 .rules
                 .iter()
-                .filter(|r| r.applies_to(&inv.org.id, &inv.org.label))
+                .filter(|r| r.applies_to(&inv.org.id))
                 .map(|r| (r.name.clone(), 0))
                 .collect();
             for c in &plan.candidates {
@@ -161,7 +183,7 @@ impl Cleaner<'_> {
                 });
             }
             for d in decisions {
-                if let Err(e) = self.record(&d, mode, now, &mut summary, &mut actions) {
+                if let Err(e) = self.record(&d, mode, &mut summary, &mut actions) {
                     summary.aborted = Some(e);
                     break;
                 }
@@ -172,16 +194,18 @@ impl Cleaner<'_> {
                         summary.aborted = Some("shutdown".to_owned());
                         break;
                     }
-                    let (action, reason) = self.execute(approved, approval.mode, now).await;
+                    let out = self.execute(approved, approval.mode, now).await;
+                    let cand = approved.candidate();
+                    // The audit line describes the data the decision was made on.
                     let d = Decision {
                         org: inv,
-                        token: &approved.candidate.token,
-                        owner: approved.candidate.owner.as_ref(),
-                        rule: &self.config.cleanup.rules[approved.candidate.rule].name,
-                        action,
-                        reason,
+                        token: out.token.as_ref().unwrap_or(&cand.token),
+                        owner: out.owner.as_ref().or(cand.owner.as_ref()),
+                        rule: &self.config.cleanup.rules[cand.rule].name,
+                        action: out.action,
+                        reason: out.reason,
                     };
-                    if let Err(e) = self.record(&d, mode, now, &mut summary, &mut actions) {
+                    if let Err(e) = self.record(&d, mode, &mut summary, &mut actions) {
                         summary.aborted = Some(e);
                         break;
                     }
@@ -208,60 +232,74 @@ impl Cleaner<'_> {
     }
 
     /// Re-verifies one approved token and acts on it.
-    async fn execute(
-        &self,
-        approved: &Approved,
-        mode: CleanupMode,
-        now: DateTime<Utc>,
-    ) -> (Action, String) {
-        let cand = &approved.candidate;
+    async fn execute(&self, approved: &Approved, mode: CleanupMode, now: DateTime<Utc>) -> Outcome {
+        let cand = approved.candidate();
         let rule = &self.config.cleanup.rules[cand.rule];
-        let Some(client) = self.clients.get(&approved.org_id) else {
-            return (Action::Failed, "no client for the organization".to_owned());
+        let Some(client) = self.clients.get(approved.org_id()) else {
+            return Outcome::new(Action::Failed, "no client for the organization");
         };
-        let fresh = match client.get_token(&approved.org_id, &cand.token.id).await {
+        let fresh = match client.get_token(approved.org_id(), &cand.token.id).await {
             Ok(Some(t)) => t,
-            Ok(None) => {
-                return (Action::AlreadyGone, "the token no longer exists".to_owned());
-            }
-            Err(e) => return (Action::Failed, format!("re-verification failed: {e}")),
+            Ok(None) => return Outcome::new(Action::AlreadyGone, "the token no longer exists"),
+            Err(e) => return Outcome::new(Action::Failed, format!("re-verification failed: {e}")),
+        };
+        let changed = |why: &str| Outcome {
+            action: Action::SkippedChanged,
+            reason: why.to_owned(),
+            token: Some(fresh.clone()),
+            owner: None,
         };
         if fresh.user_id != cand.token.user_id {
-            return (
-                Action::SkippedChanged,
-                "the token's owner changed since the scan".to_owned(),
-            );
+            return changed("the token's owner changed since the scan");
+        }
+        // A re-read that knows less than the scan did is no basis for deleting.
+        let lost = (cand.token.last_used.is_some() && fresh.last_used.is_none())
+            || (cand.token.created.is_some() && fresh.created.is_none())
+            || (cand.token.expires.is_some() && fresh.expires.is_none());
+        if lost {
+            return changed("the service no longer reports a date it reported at the scan");
         }
         let needs_owner = rule.owner_states.is_some() || rule.owner_disabled_for.is_some();
         let owner = if needs_owner {
-            match client.describe_user(&approved.org_id, &fresh.user_id).await {
+            match client
+                .describe_user(approved.org_id(), &fresh.user_id)
+                .await
+            {
                 Ok(o) => Some(o.unwrap_or_else(|| Owner::unknown(&fresh.user_id))),
                 Err(e) => {
-                    return (
-                        Action::Failed,
-                        format!("re-verification of the owner failed: {e}"),
-                    );
+                    return Outcome {
+                        action: Action::Failed,
+                        reason: format!("re-verification of the owner failed: {e}"),
+                        token: Some(fresh),
+                        owner: None,
+                    };
                 }
             }
         } else {
             cand.owner.clone()
         };
+        let with = |action: Action, reason: String| Outcome {
+            action,
+            reason,
+            token: Some(fresh.clone()),
+            owner: owner.clone(),
+        };
         if let Some(by) = policy::exclusion(&self.config.cleanup, &fresh, owner.as_ref()) {
-            return (Action::Excluded, format!("protected: {by}"));
+            return with(Action::Excluded, format!("protected: {by}"));
         }
         if !policy::matches(rule, &fresh, owner.as_ref(), now) {
-            return (
+            return with(
                 Action::SkippedChanged,
                 "the token was used, renewed or its owner changed since the scan; the rule no longer matches".to_owned(),
             );
         }
         let why = describe_match(rule, &fresh, owner.as_ref());
         match mode {
-            CleanupMode::Enforce => match client.delete_token(&approved.org_id, &fresh.id).await {
-                Ok(()) => (Action::Deleted, why),
-                Err(e) => (Action::Failed, format!("delete failed: {e}")),
+            CleanupMode::Enforce => match client.delete_approved(approved).await {
+                Ok(()) => with(Action::Deleted, why),
+                Err(e) => with(Action::Failed, format!("delete failed: {e}")),
             },
-            _ => (Action::WouldDelete, why),
+            _ => with(Action::WouldDelete, why),
         }
     }
 
@@ -269,12 +307,11 @@ impl Cleaner<'_> {
         &mut self,
         d: &Decision<'_>,
         mode: &str,
-        now: DateTime<Utc>,
         summary: &mut RunSummary,
         actions: &mut Vec<ActionRecord>,
     ) -> Result<(), String> {
         let record = Record {
-            timestamp: now,
+            timestamp: self.clock.now(),
             mode: mode.to_owned(),
             organization_id: d.org.org.id.clone(),
             organization: d.org.org.label.clone(),
@@ -296,9 +333,22 @@ impl Cleaner<'_> {
             outcome: d.action.as_str().to_owned(),
         };
         let sync = matches!(d.action, Action::Deleted | Action::Failed);
-        if let Err(e) = self.audit.write(&record, sync) {
-            tracing::error!(error = %e, "cannot write the audit log; stopping the cleanup run");
-            return Err(e.to_string());
+        let written = self.audit.write(&record, sync);
+        if let Err(e) = &written {
+            // What already happened must leave a trace even so: the full event at error
+            // level, then the run stops.
+            tracing::error!(
+                target: "workmail_pat_monitor::audit",
+                error = %e,
+                mode,
+                organization_id = %record.organization_id,
+                token_id = %record.token_id,
+                token_name = %record.token_name,
+                rule = %record.rule,
+                outcome = %record.outcome,
+                reason = %record.reason,
+                "cannot write the audit log; stopping the cleanup run"
+            );
         }
         tracing::info!(
             target: "workmail_pat_monitor::audit",
@@ -329,7 +379,7 @@ impl Cleaner<'_> {
             action: d.action.as_str(),
             reason: record.reason,
         });
-        Ok(())
+        written.map_err(|e| e.to_string())
     }
 }
 

@@ -251,7 +251,10 @@ pub fn init_tracing(format: LogFormat, level: Option<&str>) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colours only for a person at a terminal, never in journald or a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        );
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -346,7 +349,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             let outcome =
                 app::once(read_only(config), Source::Env, Options::default(), None).await?;
             print!("{}", rule_matches(&outcome));
-            Ok(if outcome.scans.iter().all(|(_, r)| r.is_ok()) {
+            for e in &outcome.discovery_errors {
+                println!("# INCOMPLETE: {e}");
+            }
+            Ok(if outcome.complete() {
                 0
             } else {
                 EXIT_INCOMPLETE
@@ -459,7 +465,7 @@ pub fn rule_matches(outcome: &app::OnceOutcome) -> String {
                 parts.push(format!("{}: scan incomplete", st.org.label));
                 continue;
             };
-            if !rule.applies_to(&inv.org.id, &inv.org.label) {
+            if !rule.applies_to(&inv.org.id) {
                 continue;
             }
             // Each rule on its own, whatever the rules before it match.
@@ -510,11 +516,21 @@ pub fn report_output(
             eprintln!("warning: scan of {} incomplete: {e}", org.label);
         }
     }
-    Ok(if rep.complete { 0 } else { EXIT_INCOMPLETE })
+    for e in &outcome.discovery_errors {
+        eprintln!("warning: {e}");
+    }
+    Ok(if rep.complete && outcome.complete() {
+        0
+    } else {
+        EXIT_INCOMPLETE
+    })
 }
 
 fn print_once(outcome: &app::OnceOutcome) -> u8 {
-    let mut complete = true;
+    let mut complete = outcome.complete();
+    for e in &outcome.discovery_errors {
+        println!("INCOMPLETE: {e}");
+    }
     for (org, r) in &outcome.scans {
         let st = outcome.ctx.shared.org(&org.id);
         match r {
@@ -524,7 +540,7 @@ fn print_once(outcome: &app::OnceOutcome) -> u8 {
                     .and_then(|s| s.stats.clone())
                     .unwrap_or_default();
                 println!(
-                    "{} ({}): complete: {} tokens ({} active, {} expired, {} never used), {} owners; inactive owners: {}",
+                    "{} ({}): complete: {} tokens ({} active, {} expired, {} never used), {} owners; tokens of inactive owners: {}",
                     org.label,
                     org.id,
                     s.active + s.expired,

@@ -443,17 +443,19 @@ pub struct Rule {
         serialize_with = "ser_opt_duration"
     )]
     pub owner_disabled_for: Option<Duration>,
-    /// Organizations (ids or aliases) the rule applies to; all when absent.
+    /// Organization ids the rule applies to (configured aliases are resolved to ids when
+    /// the config is read, so a discovered organization with the same alias is never
+    /// armed by mistake); all when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organizations: Option<Vec<String>>,
 }
 
 impl Rule {
     /// Whether the rule applies to an organization.
-    pub fn applies_to(&self, org_id: &str, alias: &str) -> bool {
+    pub fn applies_to(&self, org_id: &str) -> bool {
         self.organizations
             .as_ref()
-            .is_none_or(|orgs| orgs.iter().any(|o| o == org_id || o == alias))
+            .is_none_or(|orgs| orgs.iter().any(|o| o == org_id))
     }
 }
 
@@ -542,12 +544,17 @@ impl Validator<'_> {
     }
 
     fn duration(&self, key: &str, value: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(value.trim()).map_err(|e| {
+        let d = humantime::parse_duration(value.trim()).map_err(|e| {
             self.err(
                 key,
                 format!("invalid duration {value:?}: {e} (use e.g. \"90s\", \"10m\", \"7d\")"),
             )
-        })
+        })?;
+        // Far beyond any token's life, and small enough that date arithmetic never overflows.
+        if d > MAX_DURATION {
+            return Err(self.err(key, format!("{value:?} is longer than 100 years")));
+        }
+        Ok(d)
     }
 
     fn opt_duration(
@@ -668,8 +675,8 @@ impl Validator<'_> {
         }
         let call_timeout =
             self.opt_duration("scan.call_timeout", s.call_timeout.as_ref(), secs(20))?;
-        if call_timeout < Duration::from_millis(10) {
-            return Err(self.err("scan.call_timeout", "must be at least 10ms"));
+        if call_timeout < Duration::from_millis(10) || call_timeout > Duration::from_secs(600) {
+            return Err(self.err("scan.call_timeout", "must be between 10ms and 10m"));
         }
         let scan = ScanConfig {
             interval,
@@ -768,7 +775,7 @@ impl Validator<'_> {
                 return Err(self.err(key("id"), format!("{:?} is configured twice", o.id)));
             }
             if let Some(alias) = &o.alias {
-                if alias.is_empty() || alias.len() > 128 {
+                if alias.is_empty() || alias.chars().count() > 128 {
                     return Err(self.err(key("alias"), "must be 1 to 128 characters"));
                 }
                 if !seen_aliases.insert(alias.clone()) {
@@ -952,21 +959,41 @@ impl Validator<'_> {
                     "has no condition: set expired_for, unused_for, owner_states or owner_disabled_for",
                 ));
             }
+            let mut rule = rule;
             if let Some(list) = &rule.organizations {
+                let mut ids = Vec::new();
                 for (j, o) in list.iter().enumerate() {
-                    let known = orgs
-                        .iter()
-                        .any(|c| &c.id == o || c.alias.as_deref() == Some(o.as_str()))
-                        || full_match("^m-[0-9a-f]{32}$", o);
-                    if !known {
-                        return Err(self.err(
-                            format!("cleanup.rules[{i}].organizations[{j}]"),
-                            format!("{o:?} is neither a configured alias nor an organization id"),
-                        ));
-                    }
+                    let id = match orgs.iter().find(|c| c.alias.as_deref() == Some(o.as_str())) {
+                        Some(c) => c.id.clone(),
+                        None if full_match("^m-[0-9a-f]{32}$", o) => o.clone(),
+                        None => {
+                            return Err(self.err(
+                                format!("cleanup.rules[{i}].organizations[{j}]"),
+                                format!(
+                                    "{o:?} is neither a configured alias nor an organization id"
+                                ),
+                            ));
+                        }
+                    };
+                    ids.push(id);
                 }
+                rule.organizations = Some(ids);
             }
             rules.push(rule);
+        }
+        if let Some(o) = orgs
+            .iter()
+            .find(|o| o.cleanup.mode.is_some_and(|m| m != CleanupMode::Off))
+            && rules.is_empty()
+        {
+            return Err(self.err(
+                "cleanup.rules",
+                format!(
+                    "organization {} sets cleanup.mode {:?} but no rules are configured",
+                    o.alias.as_deref().unwrap_or(&o.id),
+                    o.cleanup.mode.map_or("off", CleanupMode::as_str)
+                ),
+            ));
         }
         if mode != CleanupMode::Off && rules.is_empty() {
             return Err(self.err(
@@ -1002,6 +1029,9 @@ impl Validator<'_> {
         })
     }
 }
+
+/// The longest duration any key accepts.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 366 * 86_400);
 
 fn mins(n: u64) -> Duration {
     Duration::from_secs(n * 60)

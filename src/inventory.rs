@@ -71,6 +71,15 @@ pub struct Owner {
     pub disabled_date: Option<DateTime<Utc>>,
     /// The IAM Identity Center user id, when linked.
     pub identity_provider_user_id: Option<String>,
+    /// Whether `state` is known: reported by the service, or `Unknown` because the user is
+    /// confirmed absent from the directory. `false` when the service sent no state or one
+    /// this version does not know (then `state` is `Unknown` too, and no owner rule acts).
+    #[serde(default = "known")]
+    pub state_known: bool,
+}
+
+fn known() -> bool {
+    true
 }
 
 impl Owner {
@@ -84,6 +93,7 @@ impl Owner {
             state: OwnerState::Unknown,
             disabled_date: None,
             identity_provider_user_id: None,
+            state_known: true,
         }
     }
 }

@@ -325,7 +325,7 @@ fn state_families(config: &Config, orgs: &[OrgStatus]) -> Vec<MetricFamily> {
                     per_rule[p.rule] += 1;
                 }
                 for (i, rule) in rules.iter().enumerate() {
-                    if rule.applies_to(&st.org.id, &st.org.label) {
+                    if rule.applies_to(&st.org.id) {
                         let mut l = ol.to_vec();
                         l.push(("rule", &rule.name));
                         pending.push(&l, per_rule[i] as f64);

@@ -20,23 +20,35 @@ pub fn eligible_at(rule: &Rule, token: &Token, owner: Option<&Owner>) -> Option<
     // No token is eligible before it existed; with no creation date, a rule without time
     // conditions is eligible from the beginning of time ([`DateTime::MIN_UTC`]).
     let mut at = token.created.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    // Times the service sends and durations the config sets are both unbounded: an
+    // overflow means "not within any time that matters", so never eligible.
+    let plus = |t: DateTime<Utc>, d: std::time::Duration| {
+        t.checked_add_signed(chrono::Duration::from_std(d).ok()?)
+    };
     if let Some(d) = rule.expired_for {
-        at = at.max(token.expires? + chrono::Duration::from_std(d).ok()?);
+        at = at.max(plus(token.expires?, d)?);
     }
     if let Some(d) = rule.unused_for {
-        at = at.max(token.last_activity()? + chrono::Duration::from_std(d).ok()?);
+        at = at.max(plus(token.last_activity()?, d)?);
     }
-    let state = owner.map_or(OwnerState::Unknown, |o| o.state);
-    if let Some(states) = &rule.owner_states
-        && !states.contains(&state)
-    {
-        return None;
-    }
-    if let Some(d) = rule.owner_disabled_for {
-        if !matches!(state, OwnerState::Disabled | OwnerState::Deleted) {
+    if rule.owner_states.is_some() || rule.owner_disabled_for.is_some() {
+        // Owner rules act only on a state the service reported (or a confirmed absence
+        // from the directory), never on a missing or unrecognised one.
+        let owner = owner?;
+        if !owner.state_known {
             return None;
         }
-        at = at.max(owner?.disabled_date? + chrono::Duration::from_std(d).ok()?);
+        if let Some(states) = &rule.owner_states
+            && !states.contains(&owner.state)
+        {
+            return None;
+        }
+        if let Some(d) = rule.owner_disabled_for {
+            if !matches!(owner.state, OwnerState::Disabled | OwnerState::Deleted) {
+                return None;
+            }
+            at = at.max(plus(owner.disabled_date?, d)?);
+        }
     }
     Some(at)
 }
@@ -87,7 +99,7 @@ pub fn verdict(
     let mut eligible: Option<(usize, DateTime<Utc>)> = None;
     let mut upcoming: Option<(usize, DateTime<Utc>)> = None;
     for (i, rule) in cleanup.rules.iter().enumerate() {
-        if !rule.applies_to(&inv.org.id, &inv.org.label) {
+        if !rule.applies_to(&inv.org.id) {
             continue;
         }
         let Some(at) = eligible_at(rule, token, owner) else {
@@ -229,16 +241,24 @@ pub fn plan(cleanup: &CleanupConfig, inv: &OrgInventory, now: DateTime<Utc>) -> 
 }
 
 /// A deletion the policy approved in this run. Only [`approve`] makes one.
-// A private field rather than `#[non_exhaustive]`: the latter would still let the rest of
-// the crate construct one.
-#[allow(clippy::manual_non_exhaustive)]
+// Private fields rather than `#[non_exhaustive]`: the latter would still let the rest of
+// the crate construct (or alter) one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Approved {
-    /// Organization id.
-    pub org_id: String,
-    /// The candidate.
-    pub candidate: Candidate,
-    _private: (),
+    org_id: String,
+    candidate: Candidate,
+}
+
+impl Approved {
+    /// The organization id.
+    pub fn org_id(&self) -> &str {
+        &self.org_id
+    }
+
+    /// The candidate: the token (as scanned), its owner, the rule.
+    pub fn candidate(&self) -> &Candidate {
+        &self.candidate
+    }
 }
 
 /// Why a candidate was not approved.
@@ -314,7 +334,6 @@ pub fn approve(config: &Config, plans: &[(&OrgInventory, &OrgPlan)]) -> Vec<OrgA
             approval.approved.push(Approved {
                 org_id: org_id.clone(),
                 candidate: cand.clone(),
-                _private: (),
             });
         }
         out.push(approval);
@@ -369,6 +388,12 @@ mod tests {
         }
     }
 
+    fn expiring_at(at: DateTime<Utc>) -> Token {
+        let mut t = token(10, None, 0);
+        t.expires = Some(at);
+        t
+    }
+
     fn owner(state: OwnerState, disabled_days: Option<i64>) -> Owner {
         Owner {
             user_id: "u".into(),
@@ -378,6 +403,7 @@ mod tests {
             state,
             disabled_date: disabled_days.map(ago),
             identity_provider_user_id: None,
+            state_known: true,
         }
     }
 
@@ -390,6 +416,9 @@ mod tests {
         let enabled = owner(OwnerState::Enabled, None);
         let disabled = owner(OwnerState::Disabled, Some(20));
         let undated = owner(OwnerState::Disabled, None);
+        let gone = Owner::unknown("u");
+        let mut unreported = owner(OwnerState::Unknown, None);
+        unreported.state_known = false;
         let cases: Vec<(&str, Rule, Token, Option<&Owner>, bool)> = vec![
             (
                 "expired exactly now",
@@ -462,11 +491,39 @@ mod tests {
                 false,
             ),
             (
-                "owner unknown",
+                "owner not in the directory",
+                rule(|r| r.owner_states = Some(vec![OwnerState::Unknown])),
+                token(10, None, -10),
+                Some(&gone),
+                true,
+            ),
+            (
+                "owner state not reported",
+                rule(|r| r.owner_states = Some(vec![OwnerState::Unknown])),
+                token(10, None, -10),
+                Some(&unreported),
+                false,
+            ),
+            (
+                "owner not resolved",
                 rule(|r| r.owner_states = Some(vec![OwnerState::Unknown])),
                 token(10, None, -10),
                 None,
-                true,
+                false,
+            ),
+            (
+                "overflowing expiry",
+                rule(|r| r.expired_for = days(1)),
+                expiring_at(DateTime::<Utc>::MAX_UTC),
+                Some(&enabled),
+                false,
+            ),
+            (
+                "overflowing duration",
+                rule(|r| r.unused_for = Some(Duration::MAX)),
+                token(10, Some(5), -10),
+                Some(&enabled),
+                false,
             ),
             (
                 "disabled 20d, rule 14d",

@@ -118,7 +118,10 @@ impl Filter {
             return false;
         }
         if let Some(w) = self.expiring_within {
-            let limit = now + chrono::Duration::from_std(w).unwrap_or(chrono::Duration::MAX);
+            let limit = chrono::Duration::from_std(w)
+                .ok()
+                .and_then(|w| now.checked_add_signed(w))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             if row.expires.is_none_or(|e| e > limit) {
                 return false;
             }

@@ -55,7 +55,7 @@ pub async fn handle(state: AdminState, routes: Routes, req: Request<Incoming>) -
         None => true,
     };
     let mut resp = if authorized {
-        route(&state, routes, &req)
+        route(&state, routes, &req).await
     } else {
         let mut r = respond(401, "text/plain; charset=utf-8", "Unauthorized\n");
         r.headers_mut().insert(
@@ -74,7 +74,16 @@ pub async fn handle(state: AdminState, routes: Routes, req: Request<Incoming>) -
     resp
 }
 
-fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> Resp {
+/// Renders on the blocking pool: a large inventory takes long enough to render that it must
+/// not hold up the async workers (and with them, the probes).
+async fn blocking(state: &AdminState, f: impl FnOnce(AdminState) -> Resp + Send + 'static) -> Resp {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(state))
+        .await
+        .unwrap_or_else(|_| respond(500, "text/plain; charset=utf-8", "internal error\n"))
+}
+
+async fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> Resp {
     let path = req.uri().path();
     let known = matches!(
         path,
@@ -101,11 +110,12 @@ fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> Resp {
         );
     }
     match path {
-        "/metrics" => respond(
-            200,
-            metrics::CONTENT_TYPE,
-            state.metrics.render(&state.shared),
-        ),
+        "/metrics" => {
+            blocking(state, |st| {
+                respond(200, metrics::CONTENT_TYPE, st.metrics.render(&st.shared))
+            })
+            .await
+        }
         "/healthz" => respond(200, "text/plain; charset=utf-8", "ok\n"),
         "/readyz" => {
             if state.shared.ready() {
@@ -119,18 +129,23 @@ fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> Resp {
             }
         }
         "/api/v1/tokens" => {
-            let now = state.clock.now();
-            let report = crate::report::build(&state.config, &state.shared.snapshot(), now);
-            respond(
-                200,
-                "application/json",
-                serde_json::to_string_pretty(&report).unwrap_or_default(),
-            )
+            blocking(state, |st| {
+                let report =
+                    crate::report::build(&st.config, &st.shared.snapshot(), st.clock.now());
+                respond(
+                    200,
+                    "application/json",
+                    serde_json::to_string_pretty(&report).unwrap_or_default(),
+                )
+            })
+            .await
         }
-        _ => respond(
-            200,
-            "text/html; charset=utf-8",
-            crate::status::render(&state.config, &state.shared.snapshot(), state.clock.now()),
-        ),
+        _ => {
+            blocking(state, |st| {
+                let page = crate::status::render(&st.config, &st.shared.snapshot(), st.clock.now());
+                respond(200, "text/html; charset=utf-8", page)
+            })
+            .await
+        }
     }
 }

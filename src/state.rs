@@ -231,9 +231,11 @@ impl Shared {
         let plan = (!config.cleanup.rules.is_empty())
             .then(|| Arc::new(policy::plan(&config.cleanup, &inv, now)));
         let mut map = lock(&self.orgs);
-        let st = map
-            .entry(inv.org.id.clone())
-            .or_insert_with(|| OrgStatus::new(inv.org.clone()));
+        // An organization no longer scanned (dropped by discovery while its scan ran) is not
+        // brought back.
+        let Some(st) = map.get_mut(&inv.org.id) else {
+            return;
+        };
         st.inventory = Some(Arc::new(inv));
         st.stats = Some(Arc::new(stats));
         st.plan = plan;
@@ -250,9 +252,9 @@ impl Shared {
     /// Records a failed scan; the last complete data stays published.
     pub fn scan_failed(&self, org: &OrgRef, failure: ScanFailure, duration: f64) {
         let mut map = lock(&self.orgs);
-        let st = map
-            .entry(org.id.clone())
-            .or_insert_with(|| OrgStatus::new(org.clone()));
+        let Some(st) = map.get_mut(&org.id) else {
+            return;
+        };
         st.up = false;
         st.attempted = true;
         st.last_attempt = Some(failure.at);

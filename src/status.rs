@@ -129,7 +129,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
         crate::config::format_duration(config.scan.interval)
     );
 
-    out.push_str("<section id=\"organizations\"><h2>Organizations</h2><div class=\"scroll\"><table><thead><tr><th>Organization</th><th>Scan</th><th>Last success</th><th>Tokens</th><th>Expired</th><th>Never used</th><th>Inactive owners</th><th>PATs</th></tr></thead><tbody>");
+    out.push_str("<section id=\"organizations\"><h2>Organizations</h2><div class=\"scroll\"><table><thead><tr><th>Organization</th><th>Scan</th><th>Last success</th><th>Tokens</th><th>Expired</th><th>Never used</th><th>Tokens of inactive owners</th><th>PATs</th></tr></thead><tbody>");
     for st in orgs {
         let health = if st.up {
             "<span class=\"ok\">up</span>".to_owned()

@@ -353,17 +353,21 @@ pub struct WorkMail {
 /// milliseconds, and the SDK's float parsing leaves noise below that.
 fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
     let t = t?;
-    let ms = t.secs().checked_mul(1000)? + i64::from((t.subsec_nanos() + 500_000) / 1_000_000);
+    let ms = t
+        .secs()
+        .checked_mul(1000)?
+        .checked_add(i64::from((t.subsec_nanos() + 500_000) / 1_000_000))?;
     DateTime::from_timestamp_millis(ms)
 }
 
-fn owner_state(s: Option<&aws_sdk_workmail::types::EntityState>) -> OwnerState {
+/// The owner's state, and whether the service reported one this version knows.
+fn owner_state(s: Option<&aws_sdk_workmail::types::EntityState>) -> (OwnerState, bool) {
     use aws_sdk_workmail::types::EntityState as S;
     match s {
-        Some(S::Enabled) => OwnerState::Enabled,
-        Some(S::Disabled) => OwnerState::Disabled,
-        Some(S::Deleted) => OwnerState::Deleted,
-        _ => OwnerState::Unknown,
+        Some(S::Enabled) => (OwnerState::Enabled, true),
+        Some(S::Disabled) => (OwnerState::Disabled, true),
+        Some(S::Deleted) => (OwnerState::Deleted, true),
+        _ => (OwnerState::Unknown, false),
     }
 }
 
@@ -444,17 +448,27 @@ impl WorkMail {
             .send()
             .await
         {
-            Ok(t) => Ok(t.user_id().map(|user_id| {
-                token(
-                    t.personal_access_token_id().unwrap_or(token_id),
+            // An answer about another token, or without an owner, cannot re-verify anything.
+            Ok(t) => match (t.personal_access_token_id(), t.user_id()) {
+                (Some(id), Some(user_id)) if id == token_id => Ok(Some(token(
+                    id,
                     user_id,
                     t.name(),
                     t.date_created(),
                     t.date_last_used(),
                     t.expires_time(),
                     t.scopes(),
-                )
-            })),
+                ))),
+                _ => Err(ApiError {
+                    operation: "GetPersonalAccessTokenMetadata",
+                    kind: "response",
+                    message: format!(
+                        "incomplete answer for token {token_id}: id {:?}, owner {:?}",
+                        t.personal_access_token_id(),
+                        t.user_id()
+                    ),
+                }),
+            },
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
@@ -465,12 +479,15 @@ impl WorkMail {
         }
     }
 
-    /// `DeletePersonalAccessToken`.
-    pub async fn delete_token(&self, org_id: &str, token_id: &str) -> Result<(), ApiError> {
+    /// `DeletePersonalAccessToken` of the token an approval names, and no other.
+    pub async fn delete_approved(
+        &self,
+        approved: &crate::policy::Approved,
+    ) -> Result<(), ApiError> {
         self.client
             .delete_personal_access_token()
-            .organization_id(org_id)
-            .personal_access_token_id(token_id)
+            .organization_id(approved.org_id())
+            .personal_access_token_id(&approved.candidate().token.id)
             .send()
             .await
             .map(|_| ())
@@ -491,15 +508,19 @@ impl WorkMail {
             .send()
             .await
         {
-            Ok(u) => Ok(Some(Owner {
-                user_id: u.user_id().unwrap_or(user_id).to_owned(),
-                name: u.name().map(str::to_owned),
-                email: u.email().map(str::to_owned),
-                display_name: u.display_name().map(str::to_owned),
-                state: owner_state(u.state()),
-                disabled_date: time(u.disabled_date()),
-                identity_provider_user_id: u.identity_provider_user_id().map(str::to_owned),
-            })),
+            Ok(u) => {
+                let (state, state_known) = owner_state(u.state());
+                Ok(Some(Owner {
+                    user_id: u.user_id().unwrap_or(user_id).to_owned(),
+                    name: u.name().map(str::to_owned),
+                    email: u.email().map(str::to_owned),
+                    display_name: u.display_name().map(str::to_owned),
+                    state,
+                    disabled_date: time(u.disabled_date()),
+                    identity_provider_user_id: u.identity_provider_user_id().map(str::to_owned),
+                    state_known,
+                }))
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_entity_not_found_exception()) =>
@@ -530,14 +551,16 @@ impl WorkMail {
             .users()
             .iter()
             .filter_map(|u| {
+                let (state, state_known) = owner_state(u.state());
                 Some(Owner {
                     user_id: u.id()?.to_owned(),
                     name: u.name().map(str::to_owned),
                     email: u.email().map(str::to_owned),
                     display_name: u.display_name().map(str::to_owned),
-                    state: owner_state(u.state()),
+                    state,
                     disabled_date: time(u.disabled_date()),
                     identity_provider_user_id: u.identity_provider_user_id().map(str::to_owned),
+                    state_known,
                 })
             })
             .collect();

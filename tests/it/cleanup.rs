@@ -396,3 +396,19 @@ async fn shutdown_finishes_the_token_in_hand_and_stops() {
         .count();
     assert_eq!(deleted_lines, 1, "and audited: {text}");
 }
+
+#[tokio::test]
+async fn an_incomplete_re_read_is_a_failure_not_a_deletion() {
+    let server = start_scenario(BASIC).await;
+    server.sim.set_op_faults(
+        "GetPersonalAccessTokenMetadata",
+        OpFaults {
+            omit_members: vec!["PersonalAccessTokenId".to_owned()],
+            ..Default::default()
+        },
+    );
+    let (out, _) = once(&server, cleanup_config("enforce", "")).await;
+    assert!(server.sim.deleted().is_empty());
+    let a = actions(&out.ctx, CORP);
+    assert_eq!(a.iter().filter(|(x, _)| x == "failed").count(), 2, "{a:?}");
+}

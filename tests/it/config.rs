@@ -266,3 +266,22 @@ async fn check_config_scan_counts_what_each_rule_would_match() {
     assert!(server.sim.deleted().is_empty());
     assert_eq!(server.sim.calls().count("DeletePersonalAccessToken"), 0);
 }
+
+#[test]
+fn rule_organizations_resolve_aliases_to_ids() {
+    let c = Config::parse(
+        &format!(
+            "{ORG}alias = \"corp\"\n[[cleanup.rules]]\nname = \"a\"\nunused_for = \"1d\"\norganizations = [\"corp\"]\n"
+        ),
+        "t",
+    )
+    .unwrap();
+    let rule = &c.cleanup.rules[0];
+    assert_eq!(
+        rule.organizations.as_deref(),
+        Some(&["m-00000000000000000000000000000001".to_owned()][..])
+    );
+    // A discovered organization that happens to share the alias is not armed.
+    assert!(rule.applies_to("m-00000000000000000000000000000001"));
+    assert!(!rule.applies_to("m-00000000000000000000000000000009"));
+}

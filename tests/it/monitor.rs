@@ -530,3 +530,37 @@ async fn the_daemon_serves_metrics_health_and_readiness() {
     assert_eq!(v["tokens"].as_array().unwrap().len(), 7);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_failing_discovery_region_does_not_stop_configured_organizations() {
+    let server = start_scenario(BASIC).await;
+    server.sim.set_op_faults(
+        "ListOrganizations",
+        OpFaults {
+            access_denied: true,
+            ..Default::default()
+        },
+    );
+    let cfg = config(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[[organizations]]
+id = "{CORP}"
+region = "us-east-1"
+alias = "corp"
+[discovery]
+regions = ["us-east-1"]
+"#
+    ));
+    let (out, _) = once(&server, cfg).await;
+    let labels: Vec<&str> = out.scans.iter().map(|(o, _)| o.label.as_str()).collect();
+    assert_eq!(labels, ["corp"]);
+    assert!(out.scans[0].1.is_ok());
+    assert_eq!(out.discovery_errors.len(), 1, "{:?}", out.discovery_errors);
+    assert!(out.discovery_errors[0].contains("AccessDeniedException"));
+    assert!(
+        !out.complete(),
+        "an undiscovered region makes the run incomplete"
+    );
+}
