@@ -396,6 +396,8 @@ pub struct Daemon {
     pub probe_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    http_shutdown: CancellationToken,
+    http_tracker: TaskTracker,
 }
 
 impl Daemon {
@@ -416,8 +418,12 @@ impl Daemon {
         let ctx = Context::new(config, source, &opts).await;
         let addr = listener.local_addr()?;
         let probe_addr = probe.as_ref().map(|l| l.local_addr()).transpose()?;
+        // Two phases: work (scans, cleanup) drains first while HTTP keeps answering, so
+        // /readyz says 503 and /metrics stays scrapeable until the work is done.
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let http_shutdown = CancellationToken::new();
+        let http_tracker = TaskTracker::new();
         let admin = AdminState {
             config: ctx.config.clone(),
             shared: ctx.shared.clone(),
@@ -436,17 +442,17 @@ impl Daemon {
                 _ => None,
             };
             match tls {
-                Some(w) => tracker.spawn(httpd::serve_tls(
+                Some(w) => http_tracker.spawn(httpd::serve_tls(
                     l,
                     opts.http.clone(),
-                    shutdown.clone(),
+                    http_shutdown.clone(),
                     w,
                     handler,
                 )),
-                None => tracker.spawn(httpd::serve(
+                None => http_tracker.spawn(httpd::serve(
                     l,
                     opts.http.clone(),
-                    shutdown.clone(),
+                    http_shutdown.clone(),
                     handler,
                 )),
             };
@@ -471,6 +477,7 @@ impl Daemon {
                             let keep = orgs.iter().any(|o| &o.id == id);
                             if !keep {
                                 t.cancel();
+                                sched_ctx.cache.forget_org(id);
                             }
                             keep
                         });
@@ -505,6 +512,8 @@ impl Daemon {
             probe_addr,
             shutdown,
             tracker,
+            http_shutdown,
+            http_tracker,
         })
     }
 
@@ -520,6 +529,10 @@ impl Daemon {
         {
             tracing::warn!("drain timed out; exiting with work in flight");
         }
+        // The servers drain their own connections (bounded by their options).
+        self.http_shutdown.cancel();
+        self.http_tracker.close();
+        self.http_tracker.wait().await;
     }
 }
 

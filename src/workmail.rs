@@ -419,8 +419,8 @@ impl WorkMail {
             .send()
             .await
             .map_err(|e| ApiError::from_sdk("ListPersonalAccessTokens", e))?;
-        let tokens = out
-            .personal_access_token_summaries()
+        let summaries = out.personal_access_token_summaries();
+        let tokens: Vec<Token> = summaries
             .iter()
             .filter_map(|t| {
                 // A summary without an id or owner cannot be acted on or attributed.
@@ -435,6 +435,13 @@ impl WorkMail {
                 ))
             })
             .collect();
+        if tokens.len() < summaries.len() {
+            tracing::warn!(
+                organization_id = org_id,
+                dropped = summaries.len() - tokens.len(),
+                "token summaries without an id or owner were left out"
+            );
+        }
         Ok((tokens, out.next_token().map(str::to_owned)))
     }
 

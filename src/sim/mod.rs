@@ -323,7 +323,8 @@ impl Sim {
 
     /// The emulator's clock: the real one plus the configured skew.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::seconds(*lock(&self.inner.skew_secs))
+        let skew = chrono::Duration::try_seconds(*lock(&self.inner.skew_secs)).unwrap_or_default();
+        Utc::now().checked_add_signed(skew).unwrap_or_else(Utc::now)
     }
 
     /// Applies `m` right after the `calls`-th call of `operation` (counted from now) has

@@ -505,6 +505,7 @@ async fn the_daemon_serves_metrics_health_and_readiness() {
         .await
         .unwrap();
     let base = format!("http://{}", daemon.addr);
+    let daemon_addr = daemon.addr;
     let mut ready = daemon.ctx.shared.subscribe();
     while !daemon.ctx.shared.ready() {
         ready.changed().await.unwrap();
@@ -528,7 +529,15 @@ async fn the_daemon_serves_metrics_health_and_readiness() {
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&api).unwrap();
     assert_eq!(v["tokens"].as_array().unwrap().len(), 7);
+    // While shutting down: not ready, still scrapeable.
+    daemon.ctx.shared.shutting_down();
+    assert_eq!(http_get(&format!("{base}/readyz")).await.0, 503);
+    assert_eq!(http_get(&format!("{base}/metrics")).await.0, 200);
     daemon.stop().await;
+    assert!(
+        tokio::net::TcpStream::connect(daemon_addr).await.is_err(),
+        "the listener is closed once stopped"
+    );
 }
 
 #[tokio::test]
