@@ -242,6 +242,17 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
             config.cleanup.max_deletions_per_run,
             config.cleanup.max_deletions_percent
         );
+        let overrides: Vec<String> = orgs
+            .iter()
+            .filter_map(|st| {
+                let mode = config.cleanup_mode(&st.org.id);
+                (mode != config.cleanup.mode)
+                    .then(|| format!("{} <code>{}</code>", escape(&st.org.label), mode.as_str()))
+            })
+            .collect();
+        if !overrides.is_empty() {
+            let _ = write!(out, "<p>Per organization: {}.</p>", overrides.join(", "));
+        }
         let eligible: Vec<&TokenRow> = report
             .tokens
             .iter()

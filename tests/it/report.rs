@@ -160,3 +160,21 @@ async fn the_status_page_escapes_hostile_strings() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_status_page_shows_per_organization_modes() {
+    let server = start_scenario(BASIC).await;
+    let mut cfg = base_config(&RULES.replace("mode = \"off\"", "mode = \"dry-run\""));
+    cfg.organizations[0].cleanup.mode = Some(workmail_pat_monitor::config::CleanupMode::Enforce);
+    let (opts, _) = options();
+    let ctx = workmail_pat_monitor::app::Context::new(cfg, source(&server), &opts).await;
+    for org in ctx.resolve_orgs().await.unwrap() {
+        let _ = ctx.scan_and_publish(&org, None).await;
+    }
+    let page = workmail_pat_monitor::status::render(&ctx.config, &ctx.shared.snapshot(), now());
+    assert!(page.contains("Mode: <code>dry-run</code>"), "{page}");
+    assert!(
+        page.contains("Per organization: corp <code>enforce</code>."),
+        "{page}"
+    );
+}
