@@ -211,6 +211,12 @@ expired_for = "0d"
         "soak: RSS {} KiB at {:.0}s -> {} KiB at {:.0}s ({rss_growth_kib:+} KiB); open fds {} -> {} ({fd_growth:+})",
         warm.1, warm.0, last.1, last.0, warm.2, last.2
     );
+    let curve: Vec<String> = [1, 2, 3, 4]
+        .iter()
+        .filter_map(|q| samples.get((samples.len() * q / 4).saturating_sub(1)))
+        .map(|(t, rss, fds)| format!("{t:.0}s {} KiB {fds} fds", rss))
+        .collect();
+    println!("soak: by quarter: {}", curve.join(", "));
     if rss_growth_kib > 32 * 1024 {
         failures.push(format!("RSS grew by {rss_growth_kib} KiB"));
     }
