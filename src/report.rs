@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::config::Config;
 use crate::inventory::OwnerState;
@@ -327,12 +328,19 @@ pub fn to_table(report: &Report) -> String {
         "LAST USED",
         "CLEANUP",
     ];
+    // Widths are terminal columns: CJK characters and most emoji take two.
     let cell = |s: &str, n: usize| {
-        let mut out: String = s.chars().take(n).collect();
-        if s.chars().count() > n {
-            out.pop();
-            out.push('…');
+        if s.width() <= n {
+            return s.to_owned();
         }
+        let mut out = String::new();
+        for c in s.chars() {
+            if out.width() + c.width().unwrap_or(0) + 1 > n {
+                break;
+            }
+            out.push(c);
+        }
+        out.push('…');
         out
     };
     let rows: Vec<[String; 8]> = report
@@ -361,10 +369,10 @@ pub fn to_table(report: &Report) -> String {
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
+            *w = (*w).max(c.width());
         }
     }
     let line = |cells: &[String]| {
@@ -375,7 +383,7 @@ pub fn to_table(report: &Report) -> String {
             }
             s.push_str(c);
             if i + 1 < cells.len() {
-                s.push_str(&" ".repeat(w.saturating_sub(c.chars().count())));
+                s.push_str(&" ".repeat(w.saturating_sub(c.width())));
             }
         }
         s.push('\n');
@@ -402,4 +410,67 @@ pub fn to_table(report: &Report) -> String {
         }
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use unicode_width::UnicodeWidthStr;
+
+    use super::*;
+
+    #[test]
+    fn table_columns_align_in_terminal_columns() {
+        let row = |name: &str| TokenRow {
+            organization_id: "m-1".into(),
+            organization: "corp".into(),
+            user_id: "u".into(),
+            user_name: Some("ユーザー".into()),
+            user_email: None,
+            user_display_name: None,
+            user_state: OwnerState::Enabled,
+            identity_provider_user_id: None,
+            token_id: "t".into(),
+            token_name: name.into(),
+            scopes: vec![],
+            created: None,
+            last_used: None,
+            expires: None,
+            days_left: None,
+            cleanup: CleanupVerdict {
+                status: "none",
+                rule: None,
+                at: None,
+                excluded_by: None,
+            },
+        };
+        let report = Report {
+            schema_version: SCHEMA_VERSION,
+            generated_at: DateTime::<Utc>::MIN_UTC,
+            complete: true,
+            organizations: vec![],
+            tokens: vec![
+                row("メール クライアント メール クライアント"),
+                row("📱📱"),
+                row("mutt"),
+            ],
+        };
+        let text = to_table(&report);
+        let lines: Vec<&str> = text.lines().take(4).collect();
+        // The STATE column starts at the same terminal column on every line.
+        let state_at = |l: &str| {
+            let i = l.find("ENABLED").or_else(|| l.find("STATE")).unwrap();
+            l[..i].width()
+        };
+        let first = state_at(lines[0]);
+        for l in &lines {
+            assert_eq!(state_at(l), first, "{text}");
+        }
+        // Long names are cut to the column (24 columns), with an ellipsis.
+        assert!(text.contains('…'));
+        for l in &lines[1..] {
+            let token_col = &l[l.find("ENABLED").unwrap() + "ENABLED".len()..];
+            let name = token_col.trim_start().split("  ").next().unwrap();
+            assert!(name.width() <= 24, "{name:?}");
+        }
+    }
 }
