@@ -11,6 +11,7 @@ mod faults;
 mod monitor;
 mod prometheus;
 mod report;
+mod secrets;
 mod sim;
 mod support;
 mod web;
