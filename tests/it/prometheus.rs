@@ -170,12 +170,18 @@ async fn a_real_prometheus_scrapes_evaluates_and_alerts() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
 
-    // Wait for at least three scrapes, so rates over the last seconds have data.
-    eventually("three scrapes", async || {
-        let ok = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    // Prometheus accepts connections before it is ready (its API answers 503 while the
+    // TSDB opens): wait for /-/ready, then for at least three scrapes, so rates over the
+    // last seconds have data.
+    eventually("prometheus to be ready", async || {
+        let up = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok();
-        ok && query(
+        up && http_get(&format!("{base}/-/ready")).await.0 == 200
+    })
+    .await;
+    eventually("three scrapes", async || {
+        query(
             &base,
             "count_over_time(up{job=\"workmail-pat-monitor\"}[1m]) >= 3",
         )
