@@ -291,7 +291,13 @@ impl Context {
         org: &OrgRef,
         progress: Option<Progress>,
     ) -> Result<(), ScanError> {
-        let Some(client) = self.clients().get(&org.id).cloned() else {
+        let client = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&org.id)
+            .cloned();
+        let Some(client) = client else {
             return Err(ScanError::Internal(format!("no client for {}", org.id)));
         };
         let started = tokio::time::Instant::now();

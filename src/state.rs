@@ -139,8 +139,6 @@ pub struct OrgStatus {
     pub plan: Option<Arc<OrgPlan>>,
     /// Whether the last scan completed.
     pub up: bool,
-    /// Whether a scan has been attempted.
-    pub attempted: bool,
     /// When the last scan attempt ended.
     pub last_attempt: Option<DateTime<Utc>>,
     /// When the last complete scan ended.
@@ -161,7 +159,6 @@ impl OrgStatus {
             stats: None,
             plan: None,
             up: false,
-            attempted: false,
             last_attempt: None,
             last_success: None,
             last_duration: None,
@@ -240,7 +237,6 @@ impl Shared {
         st.stats = Some(Arc::new(stats));
         st.plan = plan;
         st.up = true;
-        st.attempted = true;
         st.last_attempt = Some(now);
         st.last_success = Some(now);
         st.last_duration = Some(duration);
@@ -256,7 +252,6 @@ impl Shared {
             return;
         };
         st.up = false;
-        st.attempted = true;
         st.last_attempt = Some(failure.at);
         st.last_duration = Some(duration);
         st.last_error = Some(failure);
@@ -276,7 +271,7 @@ impl Shared {
     pub fn ready(&self) -> bool {
         !*lock(&self.shutting_down)
             && *lock(&self.discovered)
-            && lock(&self.orgs).values().all(|s| s.attempted)
+            && lock(&self.orgs).values().all(|s| s.last_attempt.is_some())
     }
 
     /// Marks the start of shutdown (readiness turns 503).

@@ -133,7 +133,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
     for st in orgs {
         let health = if st.up {
             "<span class=\"ok\">up</span>".to_owned()
-        } else if !st.attempted {
+        } else if st.last_attempt.is_none() {
             "pending".to_owned()
         } else {
             format!(

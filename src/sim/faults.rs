@@ -75,7 +75,8 @@ impl OpFaults {
     }
 }
 
-/// What the fault layer decided for one call.
+/// What the fault layer decided for one call before answering it (broken bodies are decided
+/// after the answer is computed, on its text).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Injected {
     /// Throttled, with an optional retry-after in milliseconds.
@@ -86,10 +87,6 @@ pub enum Injected {
     Unavailable,
     /// Stall this long, then 500.
     Stall(std::time::Duration),
-    /// 200 with a truncated JSON body.
-    Truncated,
-    /// 200 with a body that is not JSON.
-    Malformed,
     /// `AccessDeniedException`.
     AccessDenied,
 }

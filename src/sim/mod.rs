@@ -659,7 +659,6 @@ impl Sim {
                 "AccessDeniedException",
                 format!("User is not authorized to perform: workmail:{op}"),
             )),
-            faults::Injected::Truncated | faults::Injected::Malformed => return None,
         })
     }
 
