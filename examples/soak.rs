@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use workmail_pat_monitor::app::{Daemon, Options, Source};
-use workmail_pat_monitor::audit::Record;
+use workmail_pat_monitor::cleanup::Action;
 use workmail_pat_monitor::config::Config;
+use workmail_pat_monitor::ledger::Record;
 use workmail_pat_monitor::sim::world::{GenSpec, generate};
 use workmail_pat_monitor::sim::{Faults, Mutation, OpFaults, Sim, SimConfig};
 use workmail_pat_monitor::workmail::ClientFactory;
@@ -99,11 +100,12 @@ regions = ["us-east-1"]
 mode = "enforce"
 interval = "2s"
 max_deletions_per_run = 10
+max_deletions_per_day = 1000000
 max_deletions_percent = 100
 audit_log = {audit:?}
 [[cleanup.rules]]
 name = "expired"
-expired_for = "0d"
+expired_for = "1d"
 "#
     );
     let config = Config::parse(&text, "soak").unwrap();
@@ -111,6 +113,13 @@ expired_for = "0d"
         &server.endpoint(),
         "us-east-1",
     )));
+    let last_pass = {
+        // After the soak, one more run with the faults gone and no deletions: what the next
+        // scheduled run does first, reconciling deletes whose answers were lost.
+        let mut c = config.clone();
+        c.cleanup.max_deletions_per_run = 0;
+        (c, source.clone())
+    };
     let opts = Options {
         initial_backoff: Duration::from_millis(10),
         ..Default::default()
@@ -165,6 +174,13 @@ expired_for = "0d"
         }
     }
     daemon.stop().await;
+    server.sim.set_faults(Faults::default());
+    let reconciled =
+        workmail_pat_monitor::app::once(last_pass.0, last_pass.1, Options::default(), None)
+            .await
+            .unwrap()
+            .cleanup
+            .map_or(0, |c| c.reconciled);
     let deleted = server.sim.deleted();
     server.stop().await;
 
@@ -174,7 +190,7 @@ expired_for = "0d"
         .map(|l| serde_json::from_str(l).expect("every audit line is a whole JSON record"))
         .collect();
     let mut audited: HashMap<(String, String), usize> = HashMap::new();
-    for r in records.iter().filter(|r| r.outcome == "deleted") {
+    for r in records.iter().filter(|r| r.outcome == Action::Deleted) {
         *audited
             .entry((r.organization_id.clone(), r.token_id.clone()))
             .or_default() += 1;
@@ -202,10 +218,17 @@ expired_for = "0d"
     let rss_growth_kib = last.1 as i64 - warm.1 as i64;
     let fd_growth = last.2 as i64 - warm.2 as i64;
     println!(
-        "soak: {scrapes} scrapes, {added} tokens added, {} deleted, {} audit lines, {} failed-delete lines",
+        "soak: {scrapes} scrapes, {added} tokens added, {} deleted, {} ledger lines, {} failed and {} unconfirmed deletes, {reconciled} reconciled after the run",
         deleted.len(),
         records.len(),
-        records.iter().filter(|r| r.outcome == "failed").count()
+        records
+            .iter()
+            .filter(|r| r.outcome == Action::Failed)
+            .count(),
+        records
+            .iter()
+            .filter(|r| r.outcome == Action::Unconfirmed)
+            .count(),
     );
     println!(
         "soak: RSS {} KiB at {:.0}s -> {} KiB at {:.0}s ({rss_growth_kib:+} KiB); open fds {} -> {} ({fd_growth:+})",

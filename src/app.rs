@@ -14,12 +14,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::audit::AuditLog;
 use crate::cleanup::{Cleaner, RunSummary};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::httpd::{self, ServeOptions};
 use crate::inventory::OrgRef;
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::scan::{self, OwnerCache, Progress, ScanError};
 use crate::server::{self, AdminState, Routes};
@@ -368,28 +368,42 @@ impl Context {
         }
     }
 
-    /// One cleanup run over the latest complete scans.
-    pub async fn cleanup(&self, audit: &mut AuditLog, cancel: &CancellationToken) -> RunSummary {
-        let clients = self.clients();
-        let mut cleaner = Cleaner {
+    /// One cleanup run over the latest complete scans, recorded in `ledger` (without one,
+    /// nothing can be deleted).
+    pub async fn cleanup(
+        &self,
+        ledger: Option<&mut Ledger>,
+        cancel: &CancellationToken,
+    ) -> RunSummary {
+        self.cleaner(cancel).run(ledger, self.clock.now()).await
+    }
+
+    /// Reconciles the ledger's open intents only (no plan, no delete).
+    pub async fn reconcile(&self, ledger: &mut Ledger, cancel: &CancellationToken) -> RunSummary {
+        self.cleaner(cancel).reconcile_only(ledger).await
+    }
+
+    fn cleaner<'a>(&'a self, cancel: &'a CancellationToken) -> Cleaner<'a> {
+        Cleaner {
             config: &self.config,
             shared: &self.shared,
-            clients: &clients,
+            clients: self.clients(),
             metrics: &self.metrics,
-            audit,
             cancel,
             clock: &self.clock,
-        };
-        cleaner.run(self.clock.now()).await
+        }
     }
 }
 
-/// Opens the configured audit log, or none.
-pub fn open_audit(config: &Config) -> anyhow::Result<AuditLog> {
-    match &config.cleanup.audit_log {
-        Some(p) => Ok(AuditLog::open(p)?),
-        None => Ok(AuditLog::disabled()),
-    }
+/// Opens the configured cleanup ledger (`cleanup.audit_log`), or none.
+pub fn open_ledger(config: &Config) -> anyhow::Result<Option<Ledger>> {
+    config
+        .cleanup
+        .audit_log
+        .as_deref()
+        .map(Ledger::open)
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// A running daemon.
@@ -420,7 +434,7 @@ impl Daemon {
             ),
             None => None,
         };
-        let audit = open_audit(&config)?;
+        let ledger = open_ledger(&config)?;
         let ctx = Context::new(config, source, &opts).await;
         let addr = listener.local_addr()?;
         let probe_addr = probe.as_ref().map(|l| l.local_addr()).transpose()?;
@@ -474,7 +488,7 @@ impl Daemon {
             if sched_ctx.config.cleanup_enabled() {
                 let ctx = sched_ctx.clone();
                 let token = token.clone();
-                sched_tracker.spawn(async move { cleanup_loop(ctx, audit, token).await });
+                sched_tracker.spawn(async move { cleanup_loop(ctx, ledger, token).await });
             }
             loop {
                 match sched_ctx.resolve_orgs().await {
@@ -559,8 +573,8 @@ async fn org_loop(ctx: Context, org: OrgRef, cancel: CancellationToken) {
 }
 
 /// Runs cleanup after the first complete scan round at or past each interval.
-async fn cleanup_loop(ctx: Context, audit: AuditLog, cancel: CancellationToken) {
-    let mut audit = Some(audit);
+async fn cleanup_loop(ctx: Context, ledger: Option<Ledger>, cancel: CancellationToken) {
+    let mut ledger = Some(ledger);
     let mut changes = ctx.shared.subscribe();
     loop {
         let due = ctx.clock.now();
@@ -584,15 +598,15 @@ async fn cleanup_loop(ctx: Context, audit: AuditLog, cancel: CancellationToken) 
         // The run itself is not raced against shutdown: it checks between tokens and
         // finishes the token in hand.
         // It runs as a task of its own so that a panic (a bug) is caught and counted; the
-        // audit log is handed over and back, and reopened if the task died with it.
-        let mut log = match audit.take() {
-            Some(a) => a,
-            None => match open_audit(&ctx.config) {
-                Ok(a) => a,
+        // ledger is handed over and back, and reopened if the task died with it.
+        let mut held = match ledger.take() {
+            Some(l) => l,
+            None => match open_ledger(&ctx.config) {
+                Ok(l) => l,
                 Err(e) => {
                     tracing::error!(
                         error = format!("{e:#}"),
-                        "cannot reopen the audit log; no cleanup run"
+                        "cannot reopen the cleanup ledger; no cleanup run"
                     );
                     tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -606,14 +620,21 @@ async fn cleanup_loop(ctx: Context, audit: AuditLog, cancel: CancellationToken) 
             let ctx = ctx.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                let summary = ctx.cleanup(&mut log, &cancel).await;
-                (log, summary)
+                let summary = ctx.cleanup(held.as_mut(), &cancel).await;
+                (held, summary)
             })
         };
         match run.await {
-            Ok((log, summary)) => {
-                audit = Some(log);
-                tracing::info!(actions = ?summary.actions, skipped_orgs = summary.skipped_orgs.len(), aborted = ?summary.aborted, "cleanup run complete");
+            Ok((held, summary)) => {
+                ledger = Some(held);
+                tracing::info!(
+                    actions = %summary.counts(),
+                    reconciled = summary.reconciled,
+                    unreconciled = summary.unreconciled,
+                    skipped_orgs = summary.skipped_orgs.len(),
+                    aborted = summary.aborted.as_deref().unwrap_or(""),
+                    "cleanup run complete"
+                );
             }
             Err(e) => {
                 ctx.metrics.internal_error();
@@ -681,7 +702,7 @@ pub async fn once(
     opts: Options,
     progress: Option<Progress>,
 ) -> anyhow::Result<OnceOutcome> {
-    let mut audit = open_audit(&config)?;
+    let mut ledger = open_ledger(&config)?;
     let ctx = Context::new(config, source, &opts).await;
     let orgs = ctx.resolve_orgs().await?;
     let discovery_errors = ctx.discovery_failures();
@@ -723,7 +744,7 @@ pub async fn once(
     scans.sort_by(|a, b| a.0.cmp(&b.0));
     let cleanup = if ctx.config.cleanup_enabled() && !opts.stop.is_cancelled() {
         // A signal stops the run between tokens: the token in hand is finished and audited.
-        Some(ctx.cleanup(&mut audit, &opts.stop).await)
+        Some(ctx.cleanup(ledger.as_mut(), &opts.stop).await)
     } else {
         None
     };

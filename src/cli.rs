@@ -346,17 +346,33 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             if !scan {
                 return Ok(0);
             }
+            let ledger = config.cleanup.audit_log.clone();
             let outcome =
                 app::once(read_only(config), Source::Env, Options::default(), None).await?;
             print!("{}", rule_matches(&outcome));
             for e in &outcome.discovery_errors {
                 println!("# INCOMPLETE: {e}");
             }
-            Ok(if outcome.complete() {
-                0
-            } else {
-                EXIT_INCOMPLETE
-            })
+            let mut complete = outcome.complete();
+            if let Some(p) = ledger {
+                let mut l = crate::ledger::Ledger::open(&p)?;
+                let s = outcome
+                    .ctx
+                    .reconcile(&mut l, &tokio_util::sync::CancellationToken::new())
+                    .await;
+                println!(
+                    "\n# Cleanup ledger {}: {} open delete intent(s) reconciled, {} still open{}",
+                    p.display(),
+                    s.reconciled,
+                    s.unreconciled,
+                    s.aborted
+                        .as_ref()
+                        .map(|a| format!("; {a}"))
+                        .unwrap_or_default()
+                );
+                complete &= !s.needs_attention();
+            }
+            Ok(if complete { 0 } else { EXIT_INCOMPLETE })
         }
         Command::Demo {
             listen,
@@ -506,9 +522,10 @@ pub fn report_output(
         ReportFormat::Json => serde_json::to_string_pretty(&rep)? + "\n",
     };
     match output {
-        Some(p) => {
-            std::fs::write(p, text).with_context(|| format!("{}: cannot write", p.display()))?
-        }
+        // The report holds personal data (names, addresses): only its owner may read it.
+        Some(p) => crate::ledger::create_private(p)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("{}: cannot write", p.display()))?,
         None => print!("{text}"),
     }
     for (org, r) in &outcome.scans {
@@ -548,7 +565,7 @@ fn print_once(outcome: &app::OnceOutcome) -> u8 {
                     s.expired,
                     s.never_used,
                     s.owners,
-                    s.by_owner_state[1] + s.by_owner_state[2] + s.by_owner_state[3],
+                    s.inactive_owner_tokens(),
                 );
                 for (w, n) in &s.expiring {
                     println!("    expiring within {w}: {n}");
@@ -561,29 +578,37 @@ fn print_once(outcome: &app::OnceOutcome) -> u8 {
         }
     }
     if let Some(c) = &outcome.cleanup {
-        let actions: Vec<String> = c.actions.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
-            "cleanup: {}{}{}",
-            if actions.is_empty() {
-                "nothing to do".to_owned()
-            } else {
-                actions.join(" ")
-            },
-            if c.skipped_orgs.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; {} organization(s) skipped (incomplete scan)",
-                    c.skipped_orgs.len()
-                )
-            },
-            c.aborted
-                .as_ref()
-                .map(|a| format!("; ABORTED: {a}"))
-                .unwrap_or_default()
-        );
-        // Aborted runs and failed deletions are failures of a scheduled job.
-        if c.aborted.is_some() || c.actions.get("failed").is_some_and(|n| *n > 0) {
+        let mut notes = Vec::new();
+        if c.reconciled > 0 {
+            notes.push(format!(
+                "{} earlier delete intent(s) reconciled",
+                c.reconciled
+            ));
+        }
+        if c.unreconciled > 0 {
+            notes.push(format!(
+                "{} delete intent(s) still unreconciled (their re-read failed)",
+                c.unreconciled
+            ));
+        }
+        if !c.skipped_orgs.is_empty() {
+            notes.push(format!(
+                "{} organization(s) skipped (incomplete scan)",
+                c.skipped_orgs.len()
+            ));
+        }
+        if let Some(a) = &c.aborted {
+            notes.push(format!("ABORTED: {a}"));
+        }
+        let mut line = format!("cleanup: {}", c.counts());
+        for n in notes {
+            line.push_str("; ");
+            line.push_str(&n);
+        }
+        println!("{line}");
+        // Aborted runs, failed or unconfirmed deletions and unreconciled intents are
+        // failures of a scheduled job.
+        if c.needs_attention() {
             complete = false;
         }
     }

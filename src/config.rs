@@ -123,6 +123,7 @@ struct RawCleanup {
     mode: Option<String>,
     interval: Option<String>,
     max_deletions_per_run: Option<i64>,
+    max_deletions_per_day: Option<i64>,
     max_deletions_percent: Option<f64>,
     warn_before: Option<String>,
     #[serde(default)]
@@ -321,7 +322,7 @@ pub struct DiscoveryConfig {
 }
 
 /// Whether cleanup runs, and whether it deletes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CleanupMode {
     /// No cleanup.
@@ -330,6 +331,12 @@ pub enum CleanupMode {
     DryRun,
     /// Delete.
     Enforce,
+}
+
+impl std::fmt::Display for CleanupMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl CleanupMode {
@@ -353,6 +360,8 @@ pub struct CleanupConfig {
     pub interval: Duration,
     /// Deletions per run across all organizations.
     pub max_deletions_per_run: u32,
+    /// Deletions in any 24 hours across all organizations and runs, counted from the ledger.
+    pub max_deletions_per_day: u32,
     /// Above this share of an organization's tokens, nothing is deleted there.
     pub max_deletions_percent: f64,
     /// How long before eligibility a token is reported as pending.
@@ -362,11 +371,29 @@ pub struct CleanupConfig {
     pub exclude_users: Globs,
     /// Token-name exclusions.
     pub exclude_tokens: Globs,
-    /// The JSON-lines audit log.
+    /// The JSON-lines audit log (the cleanup ledger); required when any organization's
+    /// mode is `enforce`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_log: Option<PathBuf>,
     /// The rules.
     pub rules: Vec<Rule>,
+}
+
+/// A rule of `cleanup.rules`, by position: what decisions carry instead of the rule itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(usize);
+
+impl CleanupConfig {
+    /// Every rule with its id, in configuration order.
+    pub fn rules(&self) -> impl Iterator<Item = (RuleId, &Rule)> {
+        self.rules.iter().enumerate().map(|(i, r)| (RuleId(i), r))
+    }
+
+    /// The rule an id names. Ids come from [`CleanupConfig::rules`] of the same
+    /// configuration.
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.rules[id.0]
+    }
 }
 
 /// A list of glob patterns and their compiled set.
@@ -378,6 +405,11 @@ pub struct Globs {
 }
 
 impl Globs {
+    /// Whether no pattern is configured.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
     /// Whether any pattern matches `s`.
     pub fn is_match(&self, s: &str) -> bool {
         !self.patterns.is_empty() && self.set.is_match(s)
@@ -463,18 +495,37 @@ fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
 }
 
-/// A duration the way people write them in the config: `180d`, `6h`, `90s`.
+/// A duration the way people write them in the config (`180d`, `6h`, `90s`), in a form that
+/// can't be misread: minutes are always `min`, never `m` (which reads like months), and a
+/// duration that is no whole number of one unit is spelled out (`1d 12h 30min`). Whatever it
+/// prints parses back to the same duration.
 pub fn format_duration(d: Duration) -> String {
+    const UNITS: [(&str, u64); 4] = [("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)];
     let secs = d.as_secs();
-    if d.subsec_nanos() != 0 || secs == 0 {
-        return humantime::format_duration(d).to_string();
-    }
-    for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs.is_multiple_of(n) {
+    let nanos = d.subsec_nanos();
+    if nanos == 0 {
+        if secs == 0 {
+            return "0s".to_owned();
+        }
+        if let Some((unit, n)) = UNITS.iter().find(|(_, n)| secs.is_multiple_of(*n)) {
             return format!("{}{unit}", secs / n);
         }
     }
-    format!("{secs}s")
+    let mut parts = Vec::new();
+    let mut rest = secs;
+    for (unit, n) in UNITS {
+        if rest >= n {
+            parts.push(format!("{}{unit}", rest / n));
+            rest %= n;
+        }
+    }
+    for (unit, n) in [("ms", 1_000_000), ("us", 1_000), ("ns", 1)] {
+        let v = nanos / n % 1_000;
+        if v > 0 {
+            parts.push(format!("{v}{unit}"));
+        }
+    }
+    parts.join(" ")
 }
 
 fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -547,12 +598,43 @@ impl Validator<'_> {
         let d = humantime::parse_duration(value.trim()).map_err(|e| {
             self.err(
                 key,
-                format!("invalid duration {value:?}: {e} (use e.g. \"90s\", \"10m\", \"7d\")"),
+                format!("invalid duration {value:?}: {e} (use e.g. \"90s\", \"10min\", \"7d\")"),
             )
         })?;
         // Far beyond any token's life, and small enough that date arithmetic never overflows.
         if d > MAX_DURATION {
             return Err(self.err(key, format!("{value:?} is longer than 100 years")));
+        }
+        Ok(d)
+    }
+
+    /// A duration of a cleanup rule or of `cleanup.warn_before`: at least one day, and never
+    /// in minutes, which read like months (`6m`).
+    fn rule_duration(&self, key: &str, value: &str) -> Result<Duration, ConfigError> {
+        let units = regex::Regex::new(r"[0-9]\s*([A-Za-z]+)").ok();
+        let minutes = units
+            .iter()
+            .flat_map(|re| re.captures_iter(value))
+            .any(|c| {
+                matches!(
+                    c.get(1).map(|m| m.as_str()),
+                    Some("m" | "min" | "mins" | "minute" | "minutes")
+                )
+            });
+        if minutes {
+            return Err(self.err(
+                key,
+                format!(
+                    "{value:?} is in minutes (`m` and `min` mean minutes, not months); rule durations count days, e.g. \"180d\""
+                ),
+            ));
+        }
+        let d = self.duration(key, value)?;
+        if d < Duration::from_secs(86_400) {
+            return Err(self.err(
+                key,
+                format!("{value:?} is shorter than one day; rule durations count days, e.g. \"1d\" or \"90d\""),
+            ));
         }
         Ok(d)
     }
@@ -918,7 +1000,9 @@ impl Validator<'_> {
                 return Err(self.err(key("name"), format!("{:?} is used twice", r.name)));
             }
             let dur = |k: &str, v: &Option<String>| {
-                v.as_ref().map(|v| self.duration(&key(k), v)).transpose()
+                v.as_ref()
+                    .map(|v| self.rule_duration(&key(k), v))
+                    .transpose()
             };
             let owner_states = match r.owner_states {
                 Some(states) => {
@@ -1004,6 +1088,27 @@ impl Validator<'_> {
                 ),
             ));
         }
+        if c.audit_log.is_none() {
+            let armed = orgs
+                .iter()
+                .find(|o| o.cleanup.mode == Some(CleanupMode::Enforce));
+            let why = match armed {
+                _ if mode == CleanupMode::Enforce => Some("cleanup.mode is \"enforce\"".to_owned()),
+                Some(o) => Some(format!(
+                    "organization {} sets cleanup.mode \"enforce\"",
+                    o.alias.as_deref().unwrap_or(&o.id)
+                )),
+                None => None,
+            };
+            if let Some(why) = why {
+                return Err(self.err(
+                    "cleanup.audit_log",
+                    format!(
+                        "is required: {why}, and every deletion is recorded in the ledger before it is made (set e.g. audit_log = \"/var/lib/workmail-pat-monitor/ledger.jsonl\")"
+                    ),
+                ));
+            }
+        }
         Ok(CleanupConfig {
             mode,
             interval,
@@ -1013,15 +1118,20 @@ impl Validator<'_> {
                 25,
                 0..=100_000,
             )?,
+            max_deletions_per_day: self.int(
+                "cleanup.max_deletions_per_day",
+                c.max_deletions_per_day,
+                100,
+                0..=1_000_000,
+            )?,
             max_deletions_percent: self.percent(
                 "cleanup.max_deletions_percent",
                 c.max_deletions_percent.unwrap_or(10.0),
             )?,
-            warn_before: self.opt_duration(
-                "cleanup.warn_before",
-                c.warn_before.as_ref(),
-                mins(7 * 24 * 60),
-            )?,
+            warn_before: match &c.warn_before {
+                Some(v) => self.rule_duration("cleanup.warn_before", v)?,
+                None => mins(7 * 24 * 60),
+            },
             exclude_users: globs("cleanup.exclude_users", &c.exclude_users)?,
             exclude_tokens: globs("cleanup.exclude_tokens", &c.exclude_tokens)?,
             audit_log: c.audit_log,

@@ -105,8 +105,8 @@ pub struct Token {
     pub id: String,
     /// The owner's user id.
     pub user_id: String,
-    /// The name.
-    pub name: String,
+    /// The name; `None` when the service sent none (the model marks it optional).
+    pub name: Option<String>,
     /// When it was created.
     pub created: Option<DateTime<Utc>>,
     /// When it was last used; `None` if never.

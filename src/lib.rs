@@ -2,13 +2,13 @@
 //! personal access tokens. See `ARCHITECTURE.md` for the map of the crate.
 
 pub mod app;
-pub mod audit;
 pub mod cleanup;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod httpd;
 pub mod inventory;
+pub mod ledger;
 pub mod metrics;
 pub mod policy;
 pub mod report;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
-use crate::config::Config;
+use crate::config::{Config, RuleId};
 use crate::inventory::{OrgInventory, OwnerState, Token};
+use crate::ledger::Action;
 use crate::state::{OrgStatus, Shared};
 use crate::workmail::ApiObserver;
 
@@ -48,7 +49,7 @@ impl Metrics {
         let cleanup_actions = IntCounterVec::new(
             Opts::new(
                 "workmail_pat_cleanup_actions_total",
-                "Cleanup decisions by outcome: deleted, would_delete, failed, skipped_limit, skipped_changed, already_gone, excluded.",
+                "Cleanup decisions by outcome: deleted, would_delete, failed, unconfirmed, skipped_limit, skipped_changed, already_gone, excluded, not_deleted (reconciled).",
             ),
             &["organization_id", "organization", "rule", "action"],
         )
@@ -73,9 +74,9 @@ impl Metrics {
     }
 
     /// Counts one cleanup decision.
-    pub fn cleanup_action(&self, org_id: &str, org: &str, rule: &str, action: &str) {
+    pub fn cleanup_action(&self, org_id: &str, org: &str, rule: &str, action: Action) {
         self.cleanup_actions
-            .with_label_values(&[org_id, org, rule, action])
+            .with_label_values(&[org_id, org, rule, action.as_str()])
             .inc();
     }
 
@@ -158,7 +159,7 @@ fn token_labels<'a>(
     let mut l = org_labels(st).to_vec();
     l.push(("user_id", t.user_id.as_str()));
     l.push(("token_id", t.id.as_str()));
-    l.push(("token_name", t.name.as_str()));
+    l.push(("token_name", t.name.as_deref().unwrap_or_default()));
     let owner = inv.owner_of(t);
     for ul in &config.metrics.user_labels {
         let v = owner.and_then(|o| match ul {
@@ -319,16 +320,15 @@ fn state_families(config: &Config, orgs: &[OrgStatus]) -> Vec<MetricFamily> {
                 }
             }
             if let Some(plan) = &st.plan {
-                let rules = &config.cleanup.rules;
-                let mut per_rule = vec![0u64; rules.len()];
+                let mut per_rule: std::collections::HashMap<RuleId, u64> = Default::default();
                 for p in &plan.pending {
-                    per_rule[p.rule] += 1;
+                    *per_rule.entry(p.rule).or_default() += 1;
                 }
-                for (i, rule) in rules.iter().enumerate() {
+                for (id, rule) in config.cleanup.rules() {
                     if rule.applies_to(&st.org.id) {
                         let mut l = ol.to_vec();
                         l.push(("rule", &rule.name));
-                        pending.push(&l, per_rule[i] as f64);
+                        pending.push(&l, per_rule.get(&id).copied().unwrap_or(0) as f64);
                     }
                 }
                 if config.metrics.per_token {
@@ -348,7 +348,7 @@ fn state_families(config: &Config, orgs: &[OrgStatus]) -> Vec<MetricFamily> {
                     for (id, rule, at) in known {
                         if let Some(t) = by_id.get(id) {
                             let mut l = token_labels(config, st, inv, t);
-                            l.push(("rule", &rules[rule].name));
+                            l.push(("rule", &config.cleanup.rule(rule).name));
                             eligible.push(&l, ts(at));
                         }
                     }

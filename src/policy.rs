@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::{CleanupConfig, CleanupMode, Config, Rule};
+use crate::config::{CleanupConfig, CleanupMode, Config, Rule, RuleId};
 use crate::inventory::{OrgInventory, Owner, OwnerState, Token};
 
 /// When a rule matches a token, assuming nothing changes meanwhile (no use, no renewal,
@@ -63,24 +63,25 @@ pub fn matches(rule: &Rule, token: &Token, owner: Option<&Owner>, now: DateTime<
 pub enum Verdict {
     /// A rule matches now (the first one in config order); `since` is when it started to.
     Eligible {
-        /// Index of the rule in `cleanup.rules`.
-        rule: usize,
+        /// The rule.
+        rule: RuleId,
         /// When the token became eligible.
         since: DateTime<Utc>,
     },
     /// No rule matches now; the soonest will at `at`.
     Upcoming {
-        /// Index of the rule.
-        rule: usize,
+        /// The rule.
+        rule: RuleId,
         /// When.
         at: DateTime<Utc>,
     },
-    /// A rule matches (or will) but an exclusion protects the token.
+    /// A rule matches (or will) but an exclusion protects the token, or cannot be evaluated
+    /// on the data the service sent (then the token is held all the same).
     Excluded {
-        /// Index of the rule.
-        rule: usize,
-        /// The exclusion, e.g. `exclude_users "svc-*"`.
-        by: String,
+        /// The rule.
+        rule: RuleId,
+        /// The exclusion.
+        by: Exclusion,
         /// Whether the rule matches now (and not only later).
         now: bool,
     },
@@ -96,9 +97,9 @@ pub fn verdict(
     now: DateTime<Utc>,
 ) -> Verdict {
     let owner = inv.owner_of(token);
-    let mut eligible: Option<(usize, DateTime<Utc>)> = None;
-    let mut upcoming: Option<(usize, DateTime<Utc>)> = None;
-    for (i, rule) in cleanup.rules.iter().enumerate() {
+    let mut eligible: Option<(RuleId, DateTime<Utc>)> = None;
+    let mut upcoming: Option<(RuleId, DateTime<Utc>)> = None;
+    for (i, rule) in cleanup.rules() {
         if !rule.applies_to(&inv.org.id) {
             continue;
         }
@@ -130,20 +131,84 @@ pub fn verdict(
     }
 }
 
-/// The exclusion that protects a token, if any.
-pub fn exclusion(cleanup: &CleanupConfig, token: &Token, owner: Option<&Owner>) -> Option<String> {
-    let user_keys = [
-        Some(token.user_id.as_str()),
-        owner.and_then(|o| o.name.as_deref()),
-        owner.and_then(|o| o.email.as_deref()),
-    ];
-    for key in user_keys.into_iter().flatten() {
-        if cleanup.exclude_users.is_match(key) {
-            return Some(format!("exclude_users matches {key:?}"));
+/// Why an exclusion keeps a token: it matches, or it cannot be evaluated on the data the
+/// service sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclusion {
+    /// What matched (`exclude_users matches "svc-backup"`), or why it is held
+    /// (`held: cannot evaluate exclusion exclude_tokens: ...`).
+    pub text: String,
+    /// Held because the exclusion could not be evaluated.
+    pub held: bool,
+}
+
+impl Exclusion {
+    /// The reason recorded for the decision.
+    pub fn reason(&self) -> String {
+        if self.held {
+            self.text.clone()
+        } else {
+            format!("protected: {}", self.text)
         }
     }
-    if cleanup.exclude_tokens.is_match(&token.name) {
-        return Some(format!("exclude_tokens matches {:?}", token.name));
+
+    fn matched(text: String) -> Self {
+        Self { text, held: false }
+    }
+
+    fn held(what: &str, why: &str) -> Self {
+        Self {
+            text: format!("held: cannot evaluate exclusion {what}: {why}"),
+            held: true,
+        }
+    }
+}
+
+/// The exclusion that protects a token, if any: one that matches, or one that cannot be
+/// evaluated because the service left out what it needs (no token name; an owner without
+/// name and email, or not in the directory). Such a token is held, never deleted: an
+/// exclusion that cannot be evaluated must still protect.
+pub fn exclusion(
+    cleanup: &CleanupConfig,
+    token: &Token,
+    owner: Option<&Owner>,
+) -> Option<Exclusion> {
+    fn present(s: Option<&str>) -> Option<&str> {
+        s.filter(|s| !s.is_empty())
+    }
+    if !cleanup.exclude_users.is_empty() {
+        let name = owner.and_then(|o| present(o.name.as_deref()));
+        let email = owner.and_then(|o| present(o.email.as_deref()));
+        for key in [Some(token.user_id.as_str()), name, email]
+            .into_iter()
+            .flatten()
+        {
+            if cleanup.exclude_users.is_match(key) {
+                return Some(Exclusion::matched(format!("exclude_users matches {key:?}")));
+            }
+        }
+        if name.is_none() && email.is_none() {
+            return Some(Exclusion::held(
+                "exclude_users",
+                "the owner's name and email are unknown",
+            ));
+        }
+    }
+    if !cleanup.exclude_tokens.is_empty() {
+        match present(token.name.as_deref()) {
+            Some(name) if cleanup.exclude_tokens.is_match(name) => {
+                return Some(Exclusion::matched(format!(
+                    "exclude_tokens matches {name:?}"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                return Some(Exclusion::held(
+                    "exclude_tokens",
+                    "the service sent no token name",
+                ));
+            }
+        }
     }
     None
 }
@@ -155,8 +220,8 @@ pub struct Candidate {
     pub token: Token,
     /// Its owner as scanned.
     pub owner: Option<Owner>,
-    /// Index of the rule.
-    pub rule: usize,
+    /// The rule.
+    pub rule: RuleId,
     /// When it became eligible.
     pub since: DateTime<Utc>,
 }
@@ -169,9 +234,9 @@ pub struct Protected {
     /// Its owner.
     pub owner: Option<Owner>,
     /// The rule.
-    pub rule: usize,
+    pub rule: RuleId,
     /// The exclusion.
-    pub by: String,
+    pub by: Exclusion,
 }
 
 /// A token that becomes eligible within `warn_before`.
@@ -180,7 +245,7 @@ pub struct Pending {
     /// Token id.
     pub token_id: String,
     /// The rule.
-    pub rule: usize,
+    pub rule: RuleId,
     /// When it becomes eligible.
     pub at: DateTime<Utc>,
 }
@@ -269,6 +334,15 @@ pub enum LimitHit {
     PerRun,
     /// The organization's candidates exceed `max_deletions_percent` of its tokens.
     Percent,
+    /// `max_deletions_per_day` was reached (counted from the ledger across runs).
+    PerDay,
+}
+
+/// What a run may still spend of the limits that span runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// `cleanup.max_deletions_per_day` minus what the ledger says the last 24 hours spent.
+    pub day_left: u32,
 }
 
 /// The outcome of applying the limits to one organization's plan.
@@ -284,14 +358,21 @@ pub struct OrgApproval {
     pub held: Vec<(Candidate, LimitHit)>,
 }
 
-/// Applies exclusions' results and every limit to the plans of one run.
+/// Applies every limit to the plans of one run.
 ///
 /// Plans are taken in the order given (the caller sorts them); an organization whose plan
 /// is absent (no complete scan) must simply not be passed. Organizations in mode `off` get
-/// no approvals. The global limit counts every approval, dry-run or enforce.
-pub fn approve(config: &Config, plans: &[(&OrgInventory, &OrgPlan)]) -> Vec<OrgApproval> {
+/// no approvals. The global limits (per run, per day) count every approval, dry-run or
+/// enforce, so that a dry-run shows what enforce would do. At exactly
+/// `max_deletions_percent`, deletions proceed; above it, none do.
+pub fn approve(
+    config: &Config,
+    plans: &[(&OrgInventory, &OrgPlan)],
+    budget: Budget,
+) -> Vec<OrgApproval> {
     let c = &config.cleanup;
     let mut left = c.max_deletions_per_run;
+    let mut day_left = budget.day_left;
     let mut out = Vec::new();
     for (inv, plan) in plans {
         let org_id = inv.org.id.clone();
@@ -325,12 +406,20 @@ pub fn approve(config: &Config, plans: &[(&OrgInventory, &OrgPlan)]) -> Vec<OrgA
         }
         let mut org_left = overrides.max_deletions_per_run.unwrap_or(u32::MAX);
         for cand in &plan.candidates {
-            if left == 0 || org_left == 0 {
-                approval.held.push((cand.clone(), LimitHit::PerRun));
+            let hit = if left == 0 || org_left == 0 {
+                Some(LimitHit::PerRun)
+            } else if day_left == 0 {
+                Some(LimitHit::PerDay)
+            } else {
+                None
+            };
+            if let Some(hit) = hit {
+                approval.held.push((cand.clone(), hit));
                 continue;
             }
             left -= 1;
             org_left -= 1;
+            day_left -= 1;
             approval.approved.push(Approved {
                 org_id: org_id.clone(),
                 candidate: cand.clone(),
@@ -380,7 +469,7 @@ mod tests {
         Token {
             id: "t".into(),
             user_id: "u".into(),
-            name: "laptop".into(),
+            name: Some("laptop".into()),
             created: Some(ago(created)),
             last_used: last_used.map(ago),
             expires: Some(ago(expires)),
@@ -593,7 +682,7 @@ mod tests {
     fn config(extra: &str) -> Config {
         Config::parse(
             &format!(
-                "[[organizations]]\nid = \"m-00000000000000000000000000000001\"\nalias = \"corp\"\n[cleanup]\nmode = \"enforce\"\nmax_deletions_percent = 100\n{extra}\n[[cleanup.rules]]\nname = \"unused\"\nunused_for = \"90d\"\n"
+                "[[organizations]]\nid = \"m-00000000000000000000000000000001\"\nalias = \"corp\"\n[cleanup]\nmode = \"enforce\"\naudit_log = \"/var/lib/test/ledger.jsonl\"\nmax_deletions_percent = 100\n{extra}\n[[cleanup.rules]]\nname = \"unused\"\nunused_for = \"90d\"\n"
             ),
             "t",
         )
@@ -682,7 +771,7 @@ mod tests {
         )
             .prop_map(|(created, used, expires, state, disabled, name, user)| {
                 let mut t = token(created, used, expires);
-                t.name = name;
+                t.name = Some(name);
                 t.user_id = user.clone();
                 let mut o = owner(OwnerState::ALL[state], disabled);
                 o.user_id = user.clone();
@@ -715,14 +804,14 @@ mod tests {
             for c in &p.candidates {
                 let owner = inv.owner_of(&c.token);
                 prop_assert!(exclusion(&cfg.cleanup, &c.token, owner).is_none());
-                prop_assert!(!c.token.name.contains('x'));
+                prop_assert!(!c.token.name.as_deref().unwrap_or("x").contains('x'));
                 // A token used within unused_for never matches that rule.
-                if cfg.cleanup.rules[c.rule].name == "unused" {
+                if cfg.cleanup.rule(c.rule).name == "unused" {
                     let last = c.token.last_activity().unwrap();
                     prop_assert!(now() - last >= chrono::Duration::days(90));
                 }
             }
-            let approvals = approve(&cfg, &[(&inv, &p)]);
+            let approvals = approve(&cfg, &[(&inv, &p)], Budget { day_left: u32::MAX });
             let approved: usize = approvals.iter().map(|a| a.approved.len()).sum();
             prop_assert!(approved <= max as usize);
             prop_assert!(approved as f64 <= p.total_tokens as f64 * percent / 100.0);

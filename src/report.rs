@@ -47,11 +47,37 @@ pub struct OrgRow {
     pub tokens: usize,
 }
 
+/// The policy's word on a token, as the report, the status page and the API name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictStatus {
+    /// A rule matches now.
+    Eligible,
+    /// A rule will match at `at`.
+    Upcoming,
+    /// An exclusion protects it (or holds it, when it cannot be evaluated).
+    Excluded,
+    /// No rule matches, now or later, on current data.
+    None,
+}
+
+impl VerdictStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictStatus::Eligible => "eligible",
+            VerdictStatus::Upcoming => "upcoming",
+            VerdictStatus::Excluded => "excluded",
+            VerdictStatus::None => "none",
+        }
+    }
+}
+
 /// What the cleanup policy says of a token.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CleanupVerdict {
     /// `eligible` (a rule matches now), `upcoming` (will match at `at`), `excluded`, `none`.
-    pub status: &'static str,
+    pub status: VerdictStatus,
     /// The rule.
     pub rule: Option<String>,
     /// When the token became or becomes eligible.
@@ -81,8 +107,8 @@ pub struct TokenRow {
     pub identity_provider_user_id: Option<String>,
     /// Token id.
     pub token_id: String,
-    /// Token name.
-    pub token_name: String,
+    /// Token name (`null` when the service sent none).
+    pub token_name: Option<String>,
     /// Scopes.
     pub scopes: Vec<String>,
     /// Created.
@@ -172,34 +198,34 @@ pub fn build_filtered(
             let owner = inv.owner_of(t);
             let cleanup = if config.cleanup.rules.is_empty() {
                 CleanupVerdict {
-                    status: "none",
+                    status: VerdictStatus::None,
                     rule: None,
                     at: None,
                     excluded_by: None,
                 }
             } else {
-                let name = |i: usize| Some(config.cleanup.rules[i].name.clone());
+                let name = |id| Some(config.cleanup.rule(id).name.clone());
                 match policy::verdict(&config.cleanup, inv, t, now) {
                     Verdict::Eligible { rule, since } => CleanupVerdict {
-                        status: "eligible",
+                        status: VerdictStatus::Eligible,
                         rule: name(rule),
                         at: (since != DateTime::<Utc>::MIN_UTC).then_some(since),
                         excluded_by: None,
                     },
                     Verdict::Upcoming { rule, at } => CleanupVerdict {
-                        status: "upcoming",
+                        status: VerdictStatus::Upcoming,
                         rule: name(rule),
                         at: Some(at),
                         excluded_by: None,
                     },
                     Verdict::Excluded { rule, by, .. } => CleanupVerdict {
-                        status: "excluded",
+                        status: VerdictStatus::Excluded,
                         rule: name(rule),
                         at: None,
-                        excluded_by: Some(by),
+                        excluded_by: Some(by.text),
                     },
                     Verdict::Never => CleanupVerdict {
-                        status: "none",
+                        status: VerdictStatus::None,
                         rule: None,
                         at: None,
                         excluded_by: None,
@@ -252,11 +278,12 @@ fn day(t: Option<DateTime<Utc>>) -> String {
 }
 
 fn verdict_text(v: &CleanupVerdict) -> String {
+    let rule = v.rule.as_deref().unwrap_or("");
     match v.status {
-        "eligible" => format!("delete now ({})", v.rule.as_deref().unwrap_or("")),
-        "upcoming" => format!("{} from {}", v.rule.as_deref().unwrap_or(""), day(v.at)),
-        "excluded" => format!("excluded ({})", v.rule.as_deref().unwrap_or("")),
-        _ => String::new(),
+        VerdictStatus::Eligible => format!("delete now ({rule})"),
+        VerdictStatus::Upcoming => format!("{rule} from {}", day(v.at)),
+        VerdictStatus::Excluded => format!("excluded ({rule})"),
+        VerdictStatus::None => String::new(),
     }
 }
 
@@ -281,6 +308,17 @@ pub const CSV_COLUMNS: &[&str] = &[
     "cleanup_at",
 ];
 
+/// A text cell as CSV carries it: one that a spreadsheet would run as a formula (it begins
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, as OWASP
+/// advises against CSV injection. Numbers and dates the report computes are not text cells.
+fn text_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    }
+}
+
 /// Renders the report as RFC 4180 CSV (CRLF line ends, quoting as needed).
 pub fn to_csv(report: &Report) -> Result<String, csv::Error> {
     let mut w = csv::WriterBuilder::new()
@@ -293,22 +331,22 @@ pub fn to_csv(report: &Report) -> Result<String, csv::Error> {
     };
     for r in &report.tokens {
         w.write_record([
-            r.organization_id.as_str(),
-            &r.organization,
-            &r.user_id,
-            r.user_name.as_deref().unwrap_or(""),
-            r.user_email.as_deref().unwrap_or(""),
+            text_cell(&r.organization_id).as_ref(),
+            &text_cell(&r.organization),
+            &text_cell(&r.user_id),
+            &text_cell(r.user_name.as_deref().unwrap_or("")),
+            &text_cell(r.user_email.as_deref().unwrap_or("")),
             r.user_state.as_str(),
-            r.identity_provider_user_id.as_deref().unwrap_or(""),
-            &r.token_id,
-            &r.token_name,
-            &r.scopes.join(" "),
+            &text_cell(r.identity_provider_user_id.as_deref().unwrap_or("")),
+            &text_cell(&r.token_id),
+            &text_cell(r.token_name.as_deref().unwrap_or("")),
+            &text_cell(&r.scopes.join(" ")),
             &ts(r.created),
             &ts(r.last_used),
             &ts(r.expires),
             &r.days_left.map(|d| format!("{d:.1}")).unwrap_or_default(),
-            r.cleanup.status,
-            r.cleanup.rule.as_deref().unwrap_or(""),
+            r.cleanup.status.as_str(),
+            &text_cell(r.cleanup.rule.as_deref().unwrap_or("")),
             &ts(r.cleanup.at),
         ])?;
     }
@@ -357,7 +395,7 @@ pub fn to_table(report: &Report) -> String {
                     24,
                 ),
                 r.user_state.as_str().to_owned(),
-                cell(&r.token_name, 24),
+                cell(r.token_name.as_deref().unwrap_or("-"), 24),
                 day(r.expires),
                 r.days_left.map(|d| format!("{d:.1}")).unwrap_or_default(),
                 if r.last_used.is_some() {
@@ -430,14 +468,14 @@ mod tests {
             user_state: OwnerState::Enabled,
             identity_provider_user_id: None,
             token_id: "t".into(),
-            token_name: name.into(),
+            token_name: Some(name.into()),
             scopes: vec![],
             created: None,
             last_used: None,
             expires: None,
             days_left: None,
             cleanup: CleanupVerdict {
-                status: "none",
+                status: VerdictStatus::None,
                 rule: None,
                 at: None,
                 excluded_by: None,

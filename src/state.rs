@@ -32,6 +32,26 @@ pub struct OrgStats {
     pub owners: u64,
 }
 
+impl OrgStats {
+    /// Tokens whose owner is in `state`.
+    pub fn with_owner_state(&self, state: OwnerState) -> u64 {
+        OwnerState::ALL
+            .iter()
+            .position(|s| *s == state)
+            .map_or(0, |i| self.by_owner_state[i])
+    }
+
+    /// Tokens whose owner is not enabled: disabled, deleted, or not in the directory.
+    pub fn inactive_owner_tokens(&self) -> u64 {
+        self.tokens() - self.with_owner_state(OwnerState::Enabled)
+    }
+
+    /// Every token.
+    pub fn tokens(&self) -> u64 {
+        self.active + self.expired
+    }
+}
+
 /// Computes the aggregates of an inventory at `now`.
 pub fn stats(config: &Config, inv: &OrgInventory, now: DateTime<Utc>) -> OrgStats {
     let mut s = OrgStats {
@@ -102,13 +122,13 @@ pub struct ActionRecord {
     /// Token id.
     pub token_id: String,
     /// Token name.
-    pub token_name: String,
+    pub token_name: Option<String>,
     /// Owner user id.
     pub user_id: String,
     /// Rule name.
     pub rule: String,
-    /// The action (`deleted`, `would_delete`, ...).
-    pub action: &'static str,
+    /// The action.
+    pub action: crate::ledger::Action,
     /// Reason in words.
     pub reason: String,
 }
@@ -119,7 +139,7 @@ pub struct CleanupRun {
     /// When it ran.
     pub at: DateTime<Utc>,
     /// Mode in force.
-    pub mode: &'static str,
+    pub mode: crate::config::CleanupMode,
     /// Candidates per rule at the run.
     pub candidates: BTreeMap<String, u64>,
     /// Every decision of the run.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::inventory::OwnerState;
-use crate::report::{self, TokenRow};
+use crate::report::{self, TokenRow, VerdictStatus};
 use crate::state::OrgStatus;
 
 /// Rows per table on the page.
@@ -60,17 +60,17 @@ fn token_table(out: &mut String, id: &str, title: &str, rows: &[&TokenRow], tota
     out.push_str("<div class=\"scroll\"><table><thead><tr><th>Organization</th><th>User</th><th>State</th><th>Token</th><th>Expires</th><th>Days left</th><th>Last used</th><th>Cleanup</th></tr></thead><tbody>");
     for r in rows.iter().take(ROWS) {
         let cleanup = match r.cleanup.status {
-            "eligible" => format!(
+            VerdictStatus::Eligible => format!(
                 "<span class=\"bad\">delete now</span> ({})",
                 escape(r.cleanup.rule.as_deref().unwrap_or(""))
             ),
-            "upcoming" => format!(
+            VerdictStatus::Upcoming => format!(
                 "{} from {}",
                 escape(r.cleanup.rule.as_deref().unwrap_or("")),
                 day(r.cleanup.at)
             ),
-            "excluded" => "excluded".to_owned(),
-            _ => String::new(),
+            VerdictStatus::Excluded => "excluded".to_owned(),
+            VerdictStatus::None => String::new(),
         };
         let days = r.days_left.map_or_else(String::new, |d| format!("{d:.1}"));
         let class = match r.days_left {
@@ -84,7 +84,7 @@ fn token_table(out: &mut String, id: &str, title: &str, rows: &[&TokenRow], tota
             escape(&r.organization),
             user(r),
             r.user_state,
-            escape(&r.token_name),
+            escape(r.token_name.as_deref().unwrap_or("")),
             escape(&r.token_id),
             day(r.expires),
             r.last_used
@@ -153,7 +153,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
                     (s.active + s.expired).to_string(),
                     s.expired.to_string(),
                     s.never_used.to_string(),
-                    (s.by_owner_state[1] + s.by_owner_state[2] + s.by_owner_state[3]).to_string(),
+                    s.inactive_owner_tokens().to_string(),
                 )
             },
         );
@@ -256,7 +256,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
         let eligible: Vec<&TokenRow> = report
             .tokens
             .iter()
-            .filter(|r| r.cleanup.status == "eligible")
+            .filter(|r| r.cleanup.status == VerdictStatus::Eligible)
             .collect();
         token_table(
             &mut out,
@@ -270,7 +270,8 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
             .tokens
             .iter()
             .filter(|r| {
-                r.cleanup.status == "upcoming" && r.cleanup.at.is_some_and(|a| a - now <= warn)
+                r.cleanup.status == VerdictStatus::Upcoming
+                    && r.cleanup.at.is_some_and(|a| a - now <= warn)
             })
             .collect();
         token_table(
@@ -295,7 +296,7 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
                     escape(&st.org.label),
                     day(Some(run.at)),
                     run.mode,
-                    escape(&a.token_name),
+                    escape(a.token_name.as_deref().unwrap_or("")),
                     escape(&a.token_id),
                     escape(&a.rule),
                     a.action,

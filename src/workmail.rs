@@ -13,7 +13,7 @@ use aws_sdk_workmail::config::{Intercept, Region, RuntimeComponents, SharedCrede
 use aws_sdk_workmail::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_types::config_bag::ConfigBag;
 use chrono::{DateTime, Utc};
 
@@ -76,12 +76,22 @@ pub struct ApiError {
     pub kind: &'static str,
     /// What happened, for logs (never a label).
     pub message: String,
+    /// Whether the request may have been carried out although the call failed: a timeout,
+    /// a lost connection or an unreadable answer after the request was sent, or a server
+    /// error. `false` when the service refused it (a 4xx) or it was never sent.
+    pub outcome_unknown: bool,
 }
 
 impl ApiError {
     /// The bounded kind, for metric labels.
     pub fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    /// Whether a failed mutating call may still have been carried out (see
+    /// [`ApiError::outcome_unknown`]).
+    pub fn outcome_unknown(&self) -> bool {
+        self.outcome_unknown
     }
 
     /// A listing whose server sent back the token it was given.
@@ -91,14 +101,21 @@ impl ApiError {
             kind: "repeated_next_token",
             message: "the service returned the NextToken it was sent; the listing is incomplete"
                 .to_owned(),
+            outcome_unknown: false,
         }
     }
 
-    fn from_sdk<E, R>(operation: &'static str, e: SdkError<E, R>) -> Self
+    fn from_sdk<E>(operation: &'static str, e: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
+        let outcome_unknown = match &e {
+            SdkError::ConstructionFailure(_) => false,
+            SdkError::ServiceError(s) => s.raw().status().is_server_error(),
+            // Timeouts, dispatch failures (the request may have left before the
+            // connection broke), unreadable answers.
+            _ => true,
+        };
         let message = match e.as_service_error() {
             // The service's message; the full context would repeat the raw response.
             Some(s) => s.message().unwrap_or("no message").to_owned(),
@@ -132,6 +149,7 @@ impl ApiError {
             operation,
             kind,
             message,
+            outcome_unknown,
         }
     }
 }
@@ -474,6 +492,7 @@ impl WorkMail {
                         t.personal_access_token_id(),
                         t.user_id()
                     ),
+                    outcome_unknown: false,
                 }),
             },
             Err(e)
@@ -626,7 +645,7 @@ fn token(
     Token {
         id: id.to_owned(),
         user_id: user_id.to_owned(),
-        name: name.unwrap_or_default().to_owned(),
+        name: name.map(str::to_owned),
         created: time(created),
         last_used: time(last_used),
         expires: time(expires),

@@ -66,6 +66,10 @@ pub struct OpFaults {
     /// Each page of a listing starts with the last item of the previous page again
     /// (duplicate ids across pages).
     pub overlap_pages: bool,
+    /// The call is carried out, then answered only after this many milliseconds: a
+    /// service that applied a change but whose answer arrives late, or (longer than the
+    /// client's timeout) never.
+    pub late_answer_ms: Option<u64>,
 }
 
 impl OpFaults {

@@ -537,6 +537,10 @@ impl Sim {
             ops::handle(&mut world, op, &request, &ctx, &mut deleted)
         };
         self.fire_triggers(op);
+        if let Some(ms) = faults.late_answer_ms {
+            // Done, but the answer is late: the client cannot tell whether it happened.
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         match result {
             Ok(mut v) => {
                 if !faults.omit_members.is_empty() {

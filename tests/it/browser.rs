@@ -33,7 +33,7 @@ max_deletions_percent = 100
 exclude_tokens = ["break-glass*"]
 [[cleanup.rules]]
 name = "expired"
-expired_for = "0d"
+expired_for = "1d"
 [[cleanup.rules]]
 name = "owner-disabled"
 owner_states = ["DISABLED", "DELETED"]

@@ -5,18 +5,26 @@ use std::collections::BTreeSet;
 
 use tokio_util::sync::CancellationToken;
 use workmail_pat_monitor::app::Context;
-use workmail_pat_monitor::audit::{AuditLog, Record};
+use workmail_pat_monitor::cleanup::Action;
 use workmail_pat_monitor::config::Config;
+use workmail_pat_monitor::ledger::{Ledger, Record};
 use workmail_pat_monitor::sim::{Mutation, OpFaults};
 
 use crate::monitor::{BASIC, CORP, base_config};
 use crate::support::*;
 
 fn cleanup_config(mode: &str, extra: &str) -> Config {
+    // Enforce needs a ledger; tests that do not look at it get one of their own.
+    let ledger = if extra.contains("audit_log") {
+        String::new()
+    } else {
+        format!("audit_log = {:?}", scratch_file("ledger.jsonl"))
+    };
     base_config(&format!(
         r#"
 [cleanup]
 mode = "{mode}"
+{ledger}
 max_deletions_per_run = 25
 max_deletions_percent = 100
 exclude_tokens = ["break-glass*"]
@@ -24,7 +32,7 @@ exclude_tokens = ["break-glass*"]
 
 [[cleanup.rules]]
 name = "expired"
-expired_for = "0d"
+expired_for = "1d"
 
 [[cleanup.rules]]
 name = "owner-disabled"
@@ -37,6 +45,11 @@ unused_for = "180d"
     ))
 }
 
+/// The ledger a context's configuration names.
+fn ledger_of(ctx: &Context) -> Ledger {
+    Ledger::open(ctx.config.cleanup.audit_log.as_ref().unwrap()).unwrap()
+}
+
 /// (action, token id) pairs of the latest run of an organization.
 fn actions(ctx: &Context, org: &str) -> BTreeSet<(String, String)> {
     ctx.shared
@@ -45,7 +58,7 @@ fn actions(ctx: &Context, org: &str) -> BTreeSet<(String, String)> {
         .map(|run| {
             run.actions
                 .iter()
-                .map(|a| (a.action.to_owned(), a.token_id.clone()))
+                .map(|a| (a.action.as_str().to_owned(), a.token_id.clone()))
                 .collect()
         })
         .unwrap_or_default()
@@ -115,7 +128,7 @@ async fn dry_run_reports_the_exact_set_and_deletes_nothing() {
             "workmail_pat_token_deletion_eligible_timestamp_seconds",
             &[r#"token_id="t4-expired""#, r#"rule="expired""#]
         ),
-        Some((now() - chrono::Duration::days(2)).timestamp() as f64)
+        Some((now() - chrono::Duration::days(1)).timestamp() as f64)
     );
     assert!(
         sample(
@@ -160,17 +173,37 @@ async fn enforce_deletes_exactly_the_dry_run_set_and_audits_each_action() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let audited: BTreeSet<(String, String)> = records
+    // Every delete is preceded by its intent; every other line is one decision.
+    for (i, r) in records.iter().enumerate() {
+        if r.outcome == Action::Deleted {
+            assert!(
+                records[..i]
+                    .iter()
+                    .any(|p| p.outcome == Action::Intent && p.token_id == r.token_id),
+                "{} deleted without an intent before it",
+                r.token_id
+            );
+        }
+    }
+    let decisions: Vec<&Record> = records
         .iter()
-        .map(|r| (r.outcome.clone(), r.token_id.clone()))
+        .filter(|r| r.outcome != Action::Intent)
         .collect();
-    assert_eq!(records.len(), 3);
+    let audited: BTreeSet<(String, String)> = decisions
+        .iter()
+        .map(|r| (r.outcome.as_str().to_owned(), r.token_id.clone()))
+        .collect();
+    assert_eq!(decisions.len(), 3);
+    assert_eq!(records.len(), 5, "and two intents");
     assert_eq!(audited, actions(&out.ctx, CORP));
     let t4 = records.iter().find(|r| r.token_id == "t4-expired").unwrap();
-    assert_eq!(t4.mode, "enforce");
+    assert_eq!(t4.mode, workmail_pat_monitor::config::CleanupMode::Enforce);
     assert_eq!(t4.rule, "expired");
     assert_eq!(t4.user_name.as_deref(), Some("carol"));
-    assert_eq!(t4.user_state, "DELETED");
+    assert_eq!(
+        t4.user_state,
+        workmail_pat_monitor::inventory::OwnerState::Deleted
+    );
     assert!(t4.reason.contains("expired on"), "{}", t4.reason);
     #[cfg(unix)]
     {
@@ -238,17 +271,19 @@ async fn a_failed_page_means_no_deletions_in_that_organization() {
 #[tokio::test]
 async fn a_token_used_between_scan_and_cleanup_survives() {
     let server = start_scenario(BASIC).await;
-    let cfg = base_config(
+    let cfg = base_config(&format!(
         r#"
 [cleanup]
 mode = "enforce"
+audit_log = {:?}
 max_deletions_percent = 100
 exclude_tokens = ["break-glass*"]
 [[cleanup.rules]]
 name = "unused-90d"
 unused_for = "90d"
 "#,
-    );
+        scratch_file("ledger.jsonl")
+    ));
     let (opts, _) = options();
     let ctx = Context::new(cfg, source(&server), &opts).await;
     let orgs = ctx.resolve_orgs().await.unwrap();
@@ -271,8 +306,10 @@ unused_for = "90d"
             token_id: "t4-expired".to_owned(),
         })
         .unwrap();
-    let mut audit = AuditLog::disabled();
-    let summary = ctx.cleanup(&mut audit, &CancellationToken::new()).await;
+    let mut ledger = ledger_of(&ctx);
+    let summary = ctx
+        .cleanup(Some(&mut ledger), &CancellationToken::new())
+        .await;
     assert!(server.sim.deleted().is_empty(), "{summary:?}");
     assert_eq!(
         actions(&ctx, CORP),
@@ -301,8 +338,9 @@ async fn an_owner_enabled_again_before_cleanup_keeps_the_token() {
             state: "ENABLED".to_owned(),
         })
         .unwrap();
-    let mut audit = AuditLog::disabled();
-    ctx.cleanup(&mut audit, &CancellationToken::new()).await;
+    let mut ledger = ledger_of(&ctx);
+    ctx.cleanup(Some(&mut ledger), &CancellationToken::new())
+        .await;
     let deleted: Vec<String> = server
         .sim
         .deleted()
@@ -318,22 +356,37 @@ async fn an_owner_enabled_again_before_cleanup_keeps_the_token() {
 
 #[tokio::test]
 async fn delete_failures_are_recorded_and_the_run_continues() {
-    let server = start_scenario(BASIC).await;
-    server.sim.set_op_faults(
-        "DeletePersonalAccessToken",
-        OpFaults {
-            internal_error_rate: 1.0,
-            ..Default::default()
-        },
-    );
-    let mut cfg = cleanup_config("enforce", "");
-    cfg.scan.max_attempts = 2;
-    let (out, _) = once(&server, cfg).await;
-    assert!(server.sim.deleted().is_empty());
-    let a = actions(&out.ctx, CORP);
-    assert_eq!(a.iter().filter(|(x, _)| x == "failed").count(), 2, "{a:?}");
-    // Two attempts per token: the SDK retried each 500 once.
-    assert_eq!(server.sim.calls().count("DeletePersonalAccessToken"), 4);
+    // A server error may have been carried out (its outcome is unknown); a refusal was not.
+    let server_error = OpFaults {
+        internal_error_rate: 1.0,
+        ..Default::default()
+    };
+    let refusal = OpFaults {
+        access_denied: true,
+        ..Default::default()
+    };
+    for (fault, want, attempts) in [(server_error, "unconfirmed", 4), (refusal, "failed", 2)] {
+        let server = start_scenario(BASIC).await;
+        server.sim.set_op_faults("DeletePersonalAccessToken", fault);
+        let mut cfg = cleanup_config("enforce", "");
+        cfg.scan.max_attempts = 2;
+        let (out, _) = once(&server, cfg).await;
+        assert!(server.sim.deleted().is_empty());
+        let a = actions(&out.ctx, CORP);
+        assert_eq!(
+            a.iter().filter(|(x, _)| x == want).count(),
+            2,
+            "{want}: {a:?}"
+        );
+        let summary = out.cleanup.as_ref().unwrap();
+        assert!(summary.needs_attention(), "{want}: {summary:?}");
+        // Two attempts per token for a 500 (the SDK retried it once); a 4xx is final.
+        assert_eq!(
+            server.sim.calls().count("DeletePersonalAccessToken"),
+            attempts,
+            "{want}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -374,8 +427,8 @@ async fn shutdown_finishes_the_token_in_hand_and_stops() {
     let run = {
         let ctx = ctx.clone();
         let stop = stop.clone();
-        let mut audit = AuditLog::open(&log).unwrap();
-        tokio::spawn(async move { ctx.cleanup(&mut audit, &stop).await })
+        let mut ledger = Ledger::open(&log).unwrap();
+        tokio::spawn(async move { ctx.cleanup(Some(&mut ledger), &stop).await })
     };
     // The emulator counts a call when it arrives, before its latency: cancel then.
     while server.sim.calls().count("DeletePersonalAccessToken") == 0 {

@@ -144,6 +144,45 @@ fn each_invalid_config_gets_a_precise_message() {
             format!("[scan]\npage_size = \"ten\"\n{ORG}"),
             "invalid type",
         ),
+        (
+            "enforce without a ledger",
+            format!(
+                "{ORG}[cleanup]\nmode = \"enforce\"\n[[cleanup.rules]]\nname = \"a\"\nunused_for = \"90d\"\n"
+            ),
+            "cleanup.audit_log: is required: cleanup.mode is \"enforce\"",
+        ),
+        (
+            "an organization in enforce without a ledger",
+            format!(
+                "{ORG}alias = \"corp\"\ncleanup = {{ mode = \"enforce\" }}\n[[cleanup.rules]]\nname = \"a\"\nunused_for = \"90d\"\n"
+            ),
+            "cleanup.audit_log: is required: organization corp sets cleanup.mode \"enforce\"",
+        ),
+        (
+            "a rule duration in minutes",
+            format!("{ORG}[[cleanup.rules]]\nname = \"a\"\nunused_for = \"6m\"\n"),
+            "cleanup.rules[0].unused_for: \"6m\" is in minutes (`m` and `min` mean minutes, not months); rule durations count days, e.g. \"180d\"",
+        ),
+        (
+            "minutes anywhere in a rule duration",
+            format!("{ORG}[[cleanup.rules]]\nname = \"a\"\nexpired_for = \"30d 5min\"\n"),
+            "cleanup.rules[0].expired_for: \"30d 5min\" is in minutes",
+        ),
+        (
+            "a zero rule duration",
+            format!("{ORG}[[cleanup.rules]]\nname = \"a\"\nowner_disabled_for = \"0s\"\n"),
+            "cleanup.rules[0].owner_disabled_for: \"0s\" is shorter than one day",
+        ),
+        (
+            "warn_before under a day",
+            format!("{ORG}[cleanup]\nwarn_before = \"12h\"\n"),
+            "cleanup.warn_before: \"12h\" is shorter than one day",
+        ),
+        (
+            "daily budget",
+            format!("{ORG}[cleanup]\nmax_deletions_per_day = -1\n"),
+            "cleanup.max_deletions_per_day: -1 is out of range",
+        ),
     ];
     for (case, text, want) in cases {
         let err = Config::parse(text, "test.toml")
@@ -215,7 +254,8 @@ fn check_config_exits_non_zero_and_names_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("interval = \"10m\""), "{stdout}");
+    // Minutes are written `min`, never `m` (which reads like months).
+    assert!(stdout.contains("interval = \"10min\""), "{stdout}");
 
     let missing = Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
         .args(["once", "--config", "/nonexistent/config.toml"])
@@ -233,9 +273,10 @@ async fn check_config_scan_counts_what_each_rule_would_match() {
     std::fs::write(
         &path,
         format!(
-            "{ORG}alias = \"corp\"\n[cleanup]\nmode = \"enforce\"\nexclude_tokens = [\"break-glass*\"]\n\
-             [[cleanup.rules]]\nname = \"expired\"\nexpired_for = \"0d\"\n\
-             [[cleanup.rules]]\nname = \"unused-90d\"\nunused_for = \"90d\"\n"
+            "{ORG}alias = \"corp\"\n[cleanup]\nmode = \"enforce\"\naudit_log = {:?}\nexclude_tokens = [\"break-glass*\"]\n\
+             [[cleanup.rules]]\nname = \"expired\"\nexpired_for = \"1d\"\n\
+             [[cleanup.rules]]\nname = \"unused-90d\"\nunused_for = \"90d\"\n",
+            dir.path().join("ledger.jsonl").display().to_string()
         ),
     )
     .unwrap();

@@ -7,22 +7,30 @@ use chrono::TimeZone;
 use workmail_pat_monitor::sim::{Mutation, OpFaults};
 
 use crate::monitor::{BASIC, CORP, base_config};
+use workmail_pat_monitor::report::VerdictStatus;
+
 use crate::support::*;
 
-const ENFORCE: &str = r#"
+fn enforce() -> String {
+    format!(
+        r#"
 [cleanup]
 mode = "enforce"
+audit_log = {:?}
 max_deletions_percent = 100
 [[cleanup.rules]]
 name = "expired"
-expired_for = "0d"
+expired_for = "1d"
 [[cleanup.rules]]
 name = "unused"
 unused_for = "30d"
 [[cleanup.rules]]
 name = "gone-owners"
 owner_states = ["UNKNOWN"]
-"#;
+"#,
+        scratch_file("ledger.jsonl")
+    )
+}
 
 #[tokio::test]
 async fn missing_optional_members_everywhere() {
@@ -49,7 +57,7 @@ async fn missing_optional_members_everywhere() {
             ..Default::default()
         },
     );
-    let (out, _) = once(&server, base_config(ENFORCE)).await;
+    let (out, _) = once(&server, base_config(&enforce())).await;
     let corp = out.ctx.shared.org(CORP).unwrap();
     assert!(corp.up, "{:?}", corp.last_error);
     let inv = corp.inventory.unwrap();
@@ -97,9 +105,9 @@ async fn missing_optional_members_everywhere() {
         workmail_pat_monitor::report::build(&out.ctx.config, &out.ctx.shared.snapshot(), now());
     for t in &report.tokens {
         let want = if t.token_id == "t5-ghost-owner" {
-            "eligible"
+            VerdictStatus::Eligible
         } else {
-            "none"
+            VerdictStatus::None
         };
         assert_eq!(t.cleanup.status, want, "{}", t.token_id);
         assert!(t.days_left.is_none());
@@ -158,7 +166,7 @@ async fn extreme_names_scopes_and_timestamps() {
     }
     let (out, _) = once(
         &server,
-        base_config(ENFORCE.replace("enforce", "dry-run").as_str()),
+        base_config(enforce().replace("\"enforce\"", "\"dry-run\"").as_str()),
     )
     .await;
     let corp = out.ctx.shared.org(CORP).unwrap();
@@ -187,5 +195,5 @@ async fn extreme_names_scopes_and_timestamps() {
             .contains("ancient")
     );
     let ancient = rep.tokens.iter().find(|t| t.token_id == "ancient").unwrap();
-    assert_eq!(ancient.cleanup.status, "eligible");
+    assert_eq!(ancient.cleanup.status, VerdictStatus::Eligible);
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use workmail_pat_monitor::app::{Context, Options, ScanHook};
-use workmail_pat_monitor::audit::AuditLog;
 use workmail_pat_monitor::config::Config;
 use workmail_pat_monitor::sim::{Mutation, OpFaults, SimServer};
 
@@ -17,19 +16,21 @@ use crate::support::*;
 
 /// Enforcing cleanup with rules that match corp's tokens, and fast failure.
 fn armed() -> Config {
-    let mut c = base_config(
+    let mut c = base_config(&format!(
         r#"
 [cleanup]
 mode = "enforce"
+audit_log = {:?}
 max_deletions_percent = 100
 [[cleanup.rules]]
 name = "expired"
-expired_for = "0d"
+expired_for = "1d"
 [[cleanup.rules]]
 name = "owner-disabled"
 owner_states = ["DISABLED", "DELETED"]
 "#,
-    );
+        scratch_file("ledger.jsonl")
+    ));
     c.scan.call_timeout = Duration::from_millis(300);
     c.scan.max_attempts = 2;
     c
@@ -99,10 +100,11 @@ impl Harness {
             Some(0.0)
         );
 
-        let mut audit = AuditLog::disabled();
+        let path = self.ctx.config.cleanup.audit_log.clone().unwrap();
+        let mut ledger = workmail_pat_monitor::ledger::Ledger::open(&path).unwrap();
         let summary = self
             .ctx
-            .cleanup(&mut audit, &CancellationToken::new())
+            .cleanup(Some(&mut ledger), &CancellationToken::new())
             .await;
         assert!(summary.skipped_orgs.contains(&CORP.to_owned()));
         assert!(

@@ -8,6 +8,7 @@ mod cleanup;
 mod config;
 mod edge;
 mod faults;
+mod ledger;
 mod monitor;
 mod prometheus;
 mod report;

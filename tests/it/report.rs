@@ -17,7 +17,7 @@ warn_before = "30d"
 exclude_tokens = ["break-glass*"]
 [[cleanup.rules]]
 name = "expired"
-expired_for = "0d"
+expired_for = "1d"
 [[cleanup.rules]]
 name = "unused-90d"
 unused_for = "90d"
@@ -74,7 +74,11 @@ async fn csv_round_trips_through_a_csv_parser() {
     assert_eq!(rows.len(), rep.tokens.len());
     for (row, tok) in rows.iter().zip(&rep.tokens) {
         assert_eq!(&row[7], tok.token_id);
-        assert_eq!(&row[8], tok.token_name, "names with unicode survive");
+        assert_eq!(
+            Some(&row[8]),
+            tok.token_name.as_deref(),
+            "names with unicode survive"
+        );
         assert_eq!(&row[5], tok.user_state.as_str());
     }
 }
@@ -176,5 +180,78 @@ async fn the_status_page_shows_per_organization_modes() {
     assert!(
         page.contains("Per organization: corp <code>enforce</code>."),
         "{page}"
+    );
+}
+
+#[tokio::test]
+async fn csv_cells_that_a_spreadsheet_would_run_are_defused() {
+    let formulas = [
+        "=HYPERLINK(\"http://evil.example\",\"click\")",
+        "+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1+1)",
+        "\tTAB",
+        "\rCR",
+    ];
+    let mut scenario = String::from(
+        "[[organizations]]\nid = \"m-00000000000000000000000000000001\"\nalias = \"corp\"\n\
+         [[organizations.users]]\nid = \"11111111-1111-1111-1111-111111111111\"\nname = \"=evil-user\"\n",
+    );
+    for (i, name) in formulas.iter().enumerate() {
+        scenario.push_str(&format!(
+            "[[organizations.tokens]]\nid = \"t{i}\"\nuser_id = \"11111111-1111-1111-1111-111111111111\"\nname = {name:?}\ncreated = \"now-10d\"\nexpires = \"now+10d\"\n"
+        ));
+    }
+    let server = start_scenario(&scenario).await;
+    let cfg = config(
+        "[[organizations]]\nid = \"m-00000000000000000000000000000001\"\nalias = \"corp\"\nregion = \"us-east-1\"\n",
+    );
+    let (out, _) = once(&server, cfg).await;
+    let (csv_text, _) = render(&out, &Filter::default(), ReportFormat::Csv);
+    let mut r = csv::Reader::from_reader(csv_text.as_bytes());
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), formulas.len());
+    for row in &rows {
+        let name = &row[8];
+        assert!(name.starts_with('\''), "token name {name:?} is defused");
+        assert!(formulas.contains(&&name[1..]), "{name:?} keeps its text");
+        assert_eq!(&row[3], "'=evil-user", "user names too");
+        // Numbers the report computes are not text: days_left stays a number.
+        assert!(row[13].parse::<f64>().is_ok(), "{:?}", &row[13]);
+    }
+    // JSON and the table carry the names unchanged.
+    let (json, _) = render(&out, &Filter::default(), ReportFormat::Json);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token_name"].as_str().unwrap())
+        .collect();
+    for f in formulas {
+        assert!(names.contains(&f), "{f:?} in {names:?}");
+    }
+    let (table, _) = render(&out, &Filter::default(), ReportFormat::Table);
+    assert!(table.contains("=HYPERLINK("), "{table}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn report_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = start_scenario(BASIC).await;
+    let (out, _) = once(&server, base_config(RULES)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.csv");
+    // Even over an existing file others could read.
+    std::fs::write(&path, "old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    report_output(&out, &Filter::default(), ReportFormat::Csv, Some(&path)).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("organization_id,")
     );
 }

@@ -14,7 +14,7 @@ async fn secrets_never_reach_the_logs_even_at_trace_level() {
         &path,
         format!(
             "[[organizations]]\nid = \"{CORP}\"\nalias = \"corp\"\n[cleanup]\nmode = \"dry-run\"\n\
-             [[cleanup.rules]]\nname = \"expired\"\nexpired_for = \"0d\"\n"
+             [[cleanup.rules]]\nname = \"expired\"\nexpired_for = \"1d\"\n"
         ),
     )
     .unwrap();

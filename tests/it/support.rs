@@ -156,3 +156,43 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Polls `cond` every 10 ms until it holds; fails the test, naming `what`, once `timeout`
+/// has passed. Every wait in the tests goes through here (or [`wait_for_async`]), so that a
+/// regression fails with a message instead of hanging CI.
+pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The binary, with an environment that points the AWS chain at `server` and at nothing
+/// else (static credentials, no profile, no instance metadata).
+pub fn bin_against(server: &SimServer) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"));
+    cmd.env_clear()
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_REGION", server.sim.region())
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// A fresh path for a file a test needs but does not look at (a ledger, say), under Cargo's
+/// scratch directory for integration tests.
+pub fn scratch_file(name: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("it-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name).display().to_string()
+}
