@@ -49,6 +49,10 @@ impl Default for ServeOptions {
 /// The response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
 
+/// The client's address, in every request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Supplies the TLS acceptor for each new connection, so that certificates can change
 /// between connections.
 pub trait TlsSource: Send + Sync + 'static {
@@ -105,7 +109,7 @@ async fn serve_inner<H, F>(
                 Err(_) => break,
             },
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -124,7 +128,7 @@ async fn serve_inner<H, F>(
         tracker.spawn(async move {
             let _permit = permit;
             let Some(tls) = tls else {
-                return serve_connection(stream, &opts, &shutdown, handler).await;
+                return serve_connection(stream, peer, &opts, &shutdown, handler).await;
             };
             let Some(acceptor) = tls.tls_acceptor() else {
                 tracing::warn!("no TLS configuration; connection refused");
@@ -137,7 +141,7 @@ async fn serve_inner<H, F>(
                 r = tokio::time::timeout(opts.header_read_timeout, acceptor.accept(stream)) => r,
             };
             match handshake {
-                Ok(Ok(stream)) => serve_connection(stream, &opts, &shutdown, handler).await,
+                Ok(Ok(stream)) => serve_connection(stream, peer, &opts, &shutdown, handler).await,
                 // Scanners and misconfigured clients are routine: not worth more than debug.
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -150,6 +154,7 @@ async fn serve_inner<H, F>(
 
 async fn serve_connection<IO, H, F>(
     io: IO,
+    peer: std::net::SocketAddr,
     opts: &ServeOptions,
     shutdown: &CancellationToken,
     handler: H,
@@ -158,7 +163,8 @@ async fn serve_connection<IO, H, F>(
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Resp> + Send + 'static,
 {
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
         let fut = handler(req);
         async move { Ok::<_, Infallible>(fut.await) }
     });

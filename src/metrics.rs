@@ -11,6 +11,7 @@ use crate::config::{Config, RuleId};
 use crate::inventory::{OrgInventory, OwnerState, Token};
 use crate::ledger::Action;
 use crate::state::{OrgStatus, Shared};
+use crate::webconfig::ReloadStatus;
 use crate::workmail::ApiObserver;
 
 const REFRESH: &str = "Refreshed every scan interval, not at scrape time.";
@@ -87,8 +88,32 @@ impl Metrics {
 
     /// Renders every metric in the Prometheus text format 0.0.4.
     pub fn render(&self, shared: &Shared) -> String {
+        self.render_with_web(shared, None)
+    }
+
+    /// [`Metrics::render`], with the reload status of the web configuration when there is one.
+    pub fn render_with_web(&self, shared: &Shared, web: Option<ReloadStatus>) -> String {
         let mut families = self.registry.gather();
         families.extend(state_families(&self.config, &shared.snapshot()));
+        if let Some(w) = web {
+            let mut ok = Family::gauge(
+                "workmail_pat_web_config_last_reload_successful",
+                "1 when the last change of the web configuration (--web.config.file) loaded, 0 when it was refused and the previous one stays in force.",
+            );
+            ok.push(&[], if w.successful { 1.0 } else { 0.0 });
+            let mut at = Family::gauge(
+                "workmail_pat_web_config_last_reload_success_timestamp_seconds",
+                "When a web configuration last took effect (Unix seconds; the start counts).",
+            );
+            at.push(
+                &[],
+                w.last_success
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            );
+            families.push(ok.f);
+            families.push(at.f);
+        }
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {

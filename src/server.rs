@@ -8,10 +8,10 @@ use hyper::Request;
 use hyper::body::{Body, Incoming};
 
 use crate::config::Config;
-use crate::httpd::{Resp, respond};
+use crate::httpd::{Peer, Resp, respond};
 use crate::metrics::{self, Metrics};
 use crate::state::Shared;
-use crate::webconfig::LiveWebConfig;
+use crate::webconfig::{Auth, LiveWebConfig};
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -47,22 +47,40 @@ pub async fn handle(state: AdminState, routes: Routes, req: Request<Incoming>) -
         (Some(live), Routes::All) => Some((live, live.current())),
         _ => None,
     };
-    let authorized = match &web {
+    let client = req.extensions().get::<Peer>().map(|p| p.0.ip());
+    let auth = match &web {
         Some((live, active)) => {
-            live.authorize(active, req.headers().get(http::header::AUTHORIZATION))
-                .await
+            live.authorize(
+                active,
+                req.headers().get(http::header::AUTHORIZATION),
+                client,
+            )
+            .await
         }
-        None => true,
+        None => Auth::Allowed,
     };
-    let mut resp = if authorized {
-        route(&state, routes, &req).await
-    } else {
-        let mut r = respond(401, "text/plain; charset=utf-8", "Unauthorized\n");
-        r.headers_mut().insert(
-            http::header::WWW_AUTHENTICATE,
-            http::HeaderValue::from_static("Basic"),
-        );
-        r
+    let mut resp = match auth {
+        Auth::Allowed => route(&state, routes, &req).await,
+        Auth::Denied => {
+            let mut r = respond(401, "text/plain; charset=utf-8", "Unauthorized\n");
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Basic"),
+            );
+            r
+        }
+        Auth::Busy => {
+            let mut r = respond(
+                429,
+                "text/plain; charset=utf-8",
+                "too many authentication checks in flight; retry\n",
+            );
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            r
+        }
     };
     let web_headers = web.iter().flat_map(|(_, a)| a.config.headers.iter());
     for (k, v) in state.headers.iter().chain(web_headers) {
@@ -112,7 +130,12 @@ async fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> R
     match path {
         "/metrics" => {
             blocking(state, |st| {
-                respond(200, metrics::CONTENT_TYPE, st.metrics.render(&st.shared))
+                let web = st.web.as_ref().map(|w| w.reload_status());
+                respond(
+                    200,
+                    metrics::CONTENT_TYPE,
+                    st.metrics.render_with_web(&st.shared, web),
+                )
             })
             .await
         }

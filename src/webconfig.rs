@@ -4,7 +4,9 @@
 //! the files when they change so that certificates rotate without a restart.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -32,9 +34,12 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// a bcrypt.
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// At most this many remembered checks; only successful ones are kept, so the bound is only
-/// reached by many distinct valid credentials.
+/// At most this many remembered checks; when full, expired ones go first, then failures, so
+/// that a flood of guesses cannot evict the scrapers' successes.
 const AUTH_CACHE_MAX: usize = 1024;
+
+/// How long a wrong password is remembered (by HMAC), so that repeating it costs no bcrypt.
+const AUTH_FAILURE_TTL: Duration = Duration::from_secs(10);
 
 /// The headers `http_server_config.headers` may set, with their allowed values (empty: any),
 /// exactly as exporter-toolkit allows them.
@@ -683,8 +688,18 @@ fn stamp(paths: &[PathBuf]) -> Vec<Option<FileStamp>> {
         .collect()
 }
 
+/// How the last reload of the web configuration went, as Prometheus reports its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Whether the last attempt to load a changed file succeeded.
+    pub successful: bool,
+    /// When a configuration last took effect (the start counts).
+    pub last_success: SystemTime,
+}
+
 struct Current {
     active: Arc<Active>,
+    reload: ReloadStatus,
     /// The files watched (the web configuration first) and their stamps when last read,
     /// successfully or not.
     paths: Vec<PathBuf>,
@@ -726,6 +741,10 @@ impl LiveWebConfig {
             check_interval: DEFAULT_CHECK_INTERVAL,
             current: Mutex::new(Current {
                 active: Arc::new(result?),
+                reload: ReloadStatus {
+                    successful: true,
+                    last_success: SystemTime::now(),
+                },
                 paths,
                 stamps,
                 checked: Instant::now(),
@@ -755,6 +774,11 @@ impl LiveWebConfig {
         self.lock().active.clone()
     }
 
+    /// How the last reload went.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.lock().reload
+    }
+
     /// Checks the files now and reloads them if any changed since they were last read.
     /// Returns whether a new configuration took effect. On error the current configuration
     /// stays in force and the error is also logged.
@@ -774,17 +798,32 @@ impl LiveWebConfig {
             cur.stamps = now;
         }
         let reading = Reading::read(&self.path);
-        let had_tls = self.lock().active.tls.is_some();
+        let (had_tls, had_users) = {
+            let cur = self.lock();
+            (cur.active.tls.is_some(), cur.active.config.basic_auth())
+        };
         let loaded = reading.result.and_then(|a| {
+            let refuse = |key: &str, message: String| WebConfigError::Invalid {
+                origin: self.path.display().to_string(),
+                key: key.to_owned(),
+                message,
+            };
             if had_tls != a.tls.is_some() {
-                return Err(WebConfigError::Invalid {
-                    origin: self.path.display().to_string(),
-                    key: "tls_server_config".to_owned(),
-                    message: format!(
+                return Err(refuse(
+                    "tls_server_config",
+                    format!(
                         "TLS cannot be turned {} without a restart",
                         if had_tls { "off" } else { "on" }
                     ),
-                });
+                ));
+            }
+            // An emptied or half-written file must not open every route: removing
+            // authentication takes a restart.
+            if had_users && !a.config.basic_auth() {
+                return Err(refuse(
+                    "basic_auth_users",
+                    "the new file has no users, which would turn authentication off (an empty or partial file?); that needs a restart".to_owned(),
+                ));
             }
             Ok(a)
         });
@@ -805,24 +844,42 @@ impl LiveWebConfig {
                 let mut cur = self.lock();
                 watch(&mut cur);
                 cur.active = Arc::new(active);
+                cur.reload = ReloadStatus {
+                    successful: true,
+                    last_success: SystemTime::now(),
+                };
                 Ok(true)
             }
             Err(e) => {
-                watch(&mut self.lock());
+                let mut cur = self.lock();
+                watch(&mut cur);
+                cur.reload.successful = false;
+                drop(cur);
                 tracing::error!(error = %e, "web configuration not reloaded; the previous one stays in force");
                 Err(e)
             }
         }
     }
 
-    /// Whether a request with this `Authorization` header may proceed under `active`:
-    /// always when no users are configured; otherwise only with a user's right password.
-    pub async fn authorize(&self, active: &Active, header: Option<&http::HeaderValue>) -> bool {
+    /// Whether a request with this `Authorization` header, from `client`, may proceed under
+    /// `active`: always when no users are configured; otherwise only with a user's right
+    /// password. A success is remembered, so a scraper pays for bcrypt once per
+    /// [`AUTH_CACHE_TTL`], never behind anyone else's checks. Checks that need bcrypt are
+    /// bounded: at most [`MAX_CHECKS_PER_CLIENT`] per client address in flight and
+    /// [`MAX_QUEUED_CHECKS`] waiting in all; beyond that the answer is [`Auth::Busy`] at once,
+    /// without hashing, so a flood of wrong passwords costs one core at most and delays no
+    /// one whose login is cached.
+    pub async fn authorize(
+        &self,
+        active: &Active,
+        header: Option<&http::HeaderValue>,
+        client: Option<IpAddr>,
+    ) -> Auth {
         if active.config.users.is_empty() {
-            return true;
+            return Auth::Allowed;
         }
         let Some((user, password)) = header.and_then(parse_basic) else {
-            return false;
+            return Auth::Denied;
         };
         let users = &active.config.users;
         let (hash, known) = match std::str::from_utf8(&user).ok().and_then(|u| users.get(u)) {
@@ -831,22 +888,31 @@ impl LiveWebConfig {
             // not tell unknown users from wrong passwords. The result is ignored.
             None => match users.values().next() {
                 Some(h) => (h.clone(), false),
-                None => return false,
+                None => return Auth::Denied,
             },
         };
         let key = self.auth.key(&user, &hash, &password);
-        if known && self.auth.hit(&key) {
-            return true;
+        let cached = |cache: &AuthCache| match cache.hit(&key) {
+            Some(true) if known => Some(Auth::Allowed),
+            Some(_) => Some(Auth::Denied),
+            None => None,
+        };
+        if let Some(answer) = cached(&self.auth) {
+            return answer;
         }
+        let Some(_slot) = self.auth.admit(client, key) else {
+            return Auth::Busy;
+        };
         // bcrypt is slow on purpose: run it off the async workers, one at a time, so that a
         // flood of wrong passwords costs at most one core.
         let Ok(_permit) = self.auth.gate.acquire().await else {
-            return false;
+            return Auth::Denied;
         };
-        // Concurrent first scrapes with the same credentials wait here; one bcrypt serves all.
-        if known && self.auth.hit(&key) {
-            return true;
+        // Concurrent checks of the same credentials wait here; one bcrypt serves all.
+        if let Some(answer) = cached(&self.auth) {
+            return answer;
         }
+        self.auth.runs.fetch_add(1, Ordering::Relaxed);
         let verified = tokio::task::spawn_blocking(move || {
             // Go's bcrypt refuses passwords over 72 bytes rather than truncating them.
             password.len() <= 72 && bcrypt::verify(&password, &hash).unwrap_or(false)
@@ -854,11 +920,90 @@ impl LiveWebConfig {
         .await
         .unwrap_or(false);
         let ok = verified && known;
-        if ok {
-            self.auth.insert(key);
-        }
-        ok
+        self.auth.insert(key, ok);
+        if ok { Auth::Allowed } else { Auth::Denied }
     }
+
+    /// What basic auth has cost so far.
+    pub fn auth_stats(&self) -> AuthStats {
+        AuthStats {
+            bcrypt_runs: self.auth.runs.load(Ordering::Relaxed),
+            refused_busy: self.auth.busy.load(Ordering::Relaxed),
+            max_in_flight_per_client: self.auth.max_per_client.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The answer of [`LiveWebConfig::authorize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Proceed.
+    Allowed,
+    /// 401: no or wrong credentials.
+    Denied,
+    /// 429: too many checks in flight from this client, or in all.
+    Busy,
+}
+
+/// Counters of basic-auth work, for tests and diagnosis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuthStats {
+    /// bcrypt verifications run.
+    pub bcrypt_runs: u64,
+    /// Checks refused because too many were in flight.
+    pub refused_busy: u64,
+    /// The most checks one client address had in flight at once.
+    pub max_in_flight_per_client: usize,
+}
+
+/// Checks that need bcrypt, in flight (waiting or running) from one client address.
+pub const MAX_CHECKS_PER_CLIENT: usize = 2;
+/// Checks that need bcrypt, in flight from all clients together.
+pub const MAX_QUEUED_CHECKS: usize = 32;
+
+/// A check admitted past the bounds; gives its place back when dropped. A check of
+/// credentials already being checked joins that check and takes no place of its own.
+struct Slot<'a> {
+    cache: &'a AuthCache,
+    client: Option<IpAddr>,
+    key: [u8; 32],
+    joined: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut inflight = self
+            .cache
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = inflight.keys.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                inflight.keys.remove(&self.key);
+            }
+        }
+        if self.joined {
+            return;
+        }
+        inflight.total = inflight.total.saturating_sub(1);
+        if let Some(ip) = self.client
+            && let Some(n) = inflight.per_client.get_mut(&ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inflight.per_client.remove(&ip);
+            }
+        }
+    }
+}
+
+/// bcrypt checks in flight: in all, per client address, and per credentials.
+#[derive(Default)]
+struct InFlight {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+    keys: HashMap<[u8; 32], usize>,
 }
 
 /// Splits `Basic base64(user:password)`.
@@ -875,13 +1020,18 @@ fn parse_basic(v: &http::HeaderValue) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((raw[..colon].to_vec(), raw[colon + 1..].to_vec()))
 }
 
-/// Successful basic-auth checks, remembered for [`AUTH_CACHE_TTL`]. Entries are keyed by an
+/// Basic-auth checks, remembered for [`AUTH_CACHE_TTL`] (failures for [`AUTH_FAILURE_TTL`]),
+/// and the bounds on checks in flight. Entries are keyed by an
 /// HMAC (with a per-process random key) of user, hash and password, so neither passwords
 /// nor fast unkeyed hashes of them are kept.
 struct AuthCache {
     secret: [u8; 32],
-    entries: Mutex<HashMap<[u8; 32], Instant>>,
+    entries: Mutex<HashMap<[u8; 32], (Instant, bool)>>,
     gate: tokio::sync::Semaphore,
+    inflight: Mutex<InFlight>,
+    runs: AtomicU64,
+    busy: AtomicU64,
+    max_per_client: AtomicUsize,
 }
 
 impl AuthCache {
@@ -896,7 +1046,44 @@ impl AuthCache {
             secret,
             entries: Mutex::new(HashMap::new()),
             gate: tokio::sync::Semaphore::new(1),
+            inflight: Mutex::new(InFlight::default()),
+            runs: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
+            max_per_client: AtomicUsize::new(0),
         }
+    }
+
+    /// A place for one bcrypt check of `key` from `client`, within the bounds; `None` when
+    /// full.
+    fn admit(&self, client: Option<IpAddr>, key: [u8; 32]) -> Option<Slot<'_>> {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = inflight.keys.get_mut(&key) {
+            *n += 1;
+            return Some(Slot {
+                cache: self,
+                client,
+                key,
+                joined: true,
+            });
+        }
+        let mine = client.map_or(0, |ip| inflight.per_client.get(&ip).copied().unwrap_or(0));
+        if inflight.total >= MAX_QUEUED_CHECKS || mine >= MAX_CHECKS_PER_CLIENT {
+            self.busy.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        inflight.total += 1;
+        inflight.keys.insert(key, 1);
+        if let Some(ip) = client {
+            let n = inflight.per_client.entry(ip).or_default();
+            *n += 1;
+            self.max_per_client.fetch_max(*n, Ordering::Relaxed);
+        }
+        Some(Slot {
+            cache: self,
+            client,
+            key,
+            joined: false,
+        })
     }
 
     fn key(&self, user: &[u8], hash: &str, password: &[u8]) -> [u8; 32] {
@@ -909,25 +1096,36 @@ impl AuthCache {
         mac.finalize().into_bytes().into()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], Instant>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], (Instant, bool)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn hit(&self, key: &[u8; 32]) -> bool {
-        self.lock()
-            .get(key)
-            .is_some_and(|at| at.elapsed() < AUTH_CACHE_TTL)
+    /// A fresh answer for these credentials: `Some(true)` (right), `Some(false)` (wrong,
+    /// remembered for [`AUTH_FAILURE_TTL`] so that repeating a guess costs no bcrypt).
+    fn hit(&self, key: &[u8; 32]) -> Option<bool> {
+        self.lock().get(key).and_then(|(at, ok)| {
+            let ttl = if *ok {
+                AUTH_CACHE_TTL
+            } else {
+                AUTH_FAILURE_TTL
+            };
+            (at.elapsed() < ttl).then_some(*ok)
+        })
     }
 
-    fn insert(&self, key: [u8; 32]) {
+    fn insert(&self, key: [u8; 32], ok: bool) {
         let mut entries = self.lock();
         if entries.len() >= AUTH_CACHE_MAX {
-            entries.retain(|_, at| at.elapsed() < AUTH_CACHE_TTL);
+            entries.retain(|_, (at, _)| at.elapsed() < AUTH_CACHE_TTL);
             if entries.len() >= AUTH_CACHE_MAX {
-                entries.clear();
+                // Keep the successes: a flood of guesses must not evict the scrapers.
+                entries.retain(|_, (_, ok)| *ok);
+                if entries.len() >= AUTH_CACHE_MAX {
+                    entries.clear();
+                }
             }
         }
-        entries.insert(key, Instant::now());
+        entries.insert(key, (Instant::now(), ok));
     }
 }
 

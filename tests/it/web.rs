@@ -746,3 +746,151 @@ async fn a_bounded_flood_of_authenticated_tls_scrapes_is_all_answered() {
     assert_eq!(reply.status, 200);
     stop(server, daemon).await;
 }
+
+#[tokio::test]
+async fn a_reload_that_would_remove_authentication_keeps_the_last_good_configuration() {
+    let pki = Pki::new();
+    let good = format!(
+        "basic_auth_users:\n  prometheus: '{}'\n",
+        bcrypt_hash("s3cret")
+    );
+    let web = pki.web(&good);
+    let (server, daemon) = start(Some(web), ServeOptions::default()).await;
+    let request = |path: &'static str, auth: Option<(&'static str, &'static str)>| {
+        let addr = daemon.addr;
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            get(&mut s, path, auth).await.unwrap()
+        }
+    };
+    let reloaded = |body: &str| {
+        (
+            sample(body, "workmail_pat_web_config_last_reload_successful", &[]),
+            sample(
+                body,
+                "workmail_pat_web_config_last_reload_success_timestamp_seconds",
+                &[],
+            ),
+        )
+    };
+    let creds = Some(("prometheus", "s3cret"));
+    let first = request("/metrics", creds).await;
+    assert_eq!(first.status, 200);
+    let (ok, started_at) = reloaded(&first.body);
+    assert_eq!(ok, Some(1.0));
+    assert!(started_at.unwrap() > 1.7e9, "{started_at:?}");
+
+    let path = pki.path("web.yml");
+    let cases: &[(&str, &str)] = &[
+        ("emptied in place", ""),
+        ("truncated mid-key", "basic_auth_us"),
+        ("cut before the users", "basic_auth_users:\n"),
+        ("no users where there were some", "basic_auth_users: {}\n"),
+        (
+            "only headers left",
+            "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        ),
+    ];
+    for (case, text) in cases {
+        // In place, as a truncating writer or a full disk would leave it.
+        std::fs::write(&path, text).unwrap();
+        let refused = request("/metrics", None).await;
+        assert_eq!(refused.status, 401, "case: {case}: still guarded");
+        let reply = request("/metrics", creds).await;
+        assert_eq!(reply.status, 200, "case: {case}");
+        assert_eq!(reloaded(&reply.body).0, Some(0.0), "case: {case}");
+        assert_eq!(
+            reloaded(&reply.body).1,
+            started_at,
+            "case: {case}: no new success"
+        );
+    }
+    // A good file again (a new password) takes effect and says so.
+    pki.write(
+        "web.yml",
+        &format!(
+            "basic_auth_users:\n  prometheus: '{}'\n",
+            bcrypt_hash("n3w")
+        ),
+    );
+    assert_eq!(request("/metrics", creds).await.status, 401);
+    let reply = request("/metrics", Some(("prometheus", "n3w"))).await;
+    assert_eq!(reply.status, 200);
+    let (ok, at) = reloaded(&reply.body);
+    assert_eq!(ok, Some(1.0));
+    assert!(at >= started_at, "{at:?} {started_at:?}");
+    stop(server, daemon).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_passwords_is_bounded_and_does_not_delay_a_cached_login() {
+    const FLOODERS: usize = 48;
+    let pki = Pki::new();
+    // A realistic cost, so that every check the flood gets through costs real time.
+    let hash = bcrypt::hash("s3cret", 10).unwrap();
+    let web = pki.web(&format!("basic_auth_users:\n  prometheus: '{hash}'\n"));
+    let (server, daemon) = start(Some(web.clone()), ServeOptions::default()).await;
+    let addr = daemon.addr;
+    let creds = Some(("prometheus", "s3cret"));
+    // Prometheus's first scrape pays for bcrypt once; later ones are cached.
+    let mut prom = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(get(&mut prom, "/healthz", creds).await.unwrap().status, 200);
+    let runs_before = web.auth_stats().bcrypt_runs;
+
+    let stop_flood = tokio_util::sync::CancellationToken::new();
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..FLOODERS {
+        let stop_flood = stop_flood.clone();
+        flood.spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let mut statuses = Vec::new();
+            while !stop_flood.is_cancelled() {
+                let password = format!("guess-{i}");
+                let reply = get(&mut s, "/healthz", Some(("prometheus", &password)))
+                    .await
+                    .unwrap();
+                statuses.push(reply.status);
+            }
+            statuses
+        });
+    }
+    wait_for("the flood to start running bcrypt checks", GUARD, || {
+        web.auth_stats().bcrypt_runs > runs_before
+    })
+    .await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let reply = tokio::time::timeout(GUARD, get(&mut prom, "/healthz", creds))
+            .await
+            .expect("a cached login is answered during the flood")
+            .unwrap();
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(reply.status, 200);
+    }
+    stop_flood.cancel();
+    let statuses: Vec<u16> = tokio::time::timeout(GUARD, flood.join_all())
+        .await
+        .expect("the flood ends")
+        .into_iter()
+        .flatten()
+        .collect();
+    let stats = web.auth_stats();
+    println!("cached login during the flood: slowest {slowest:?}; {stats:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&429),
+        "the bound refused some checks outright"
+    );
+    assert!(stats.refused_busy > 0);
+    assert!(
+        stats.max_in_flight_per_client <= workmail_pat_monitor::webconfig::MAX_CHECKS_PER_CLIENT,
+        "{stats:?}"
+    );
+    // Generous (real time, a loaded CI machine); the benchmark reports the figure.
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    stop(server, daemon).await;
+}
