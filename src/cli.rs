@@ -627,14 +627,15 @@ pub fn demo_sim(seed: u64) -> Sim {
     });
     let mut faults = Faults::default();
     // A little throttling, absorbed by the SDK's retries, so the dashboards' throttling
-    // panels have data.
+    // panels have data: the first scan's token pages alone (three organizations at once)
+    // exceed the burst.
     for op in ["ListPersonalAccessTokens", "ListUsers", "DescribeUser"] {
         faults.operations.insert(
             op.to_owned(),
             sim::OpFaults {
                 latency_ms: 2,
-                throttle_rate: Some(20.0),
-                throttle_burst: Some(10.0),
+                throttle_rate: Some(10.0),
+                throttle_burst: Some(4.0),
                 retry_after_ms: Some(200),
                 ..Default::default()
             },

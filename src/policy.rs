@@ -165,9 +165,10 @@ impl Exclusion {
 }
 
 /// The exclusion that protects a token, if any: one that matches, or one that cannot be
-/// evaluated because the service left out what it needs (no token name; an owner without
-/// name and email, or not in the directory). Such a token is held, never deleted: an
-/// exclusion that cannot be evaluated must still protect.
+/// evaluated because the service left out what it needs. `exclude_users` matches the user id,
+/// name and email, so unless one of them matches it needs both the name and the email;
+/// `exclude_tokens` needs the token's name. Such a token is held, never deleted: an
+/// exclusion that cannot be evaluated must still protect, whatever members are missing.
 pub fn exclusion(
     cleanup: &CleanupConfig,
     token: &Token,
@@ -187,11 +188,18 @@ pub fn exclusion(
                 return Some(Exclusion::matched(format!("exclude_users matches {key:?}")));
             }
         }
-        if name.is_none() && email.is_none() {
-            return Some(Exclusion::held(
-                "exclude_users",
-                "the owner's name and email are unknown",
-            ));
+        let missing = match (owner, name, email) {
+            (None, _, _) => Some("the owner could not be resolved"),
+            (Some(o), None, None) if o.state_known && o.state == OwnerState::Unknown => {
+                Some("the owner is not in the directory")
+            }
+            (_, None, None) => Some("the owner's name and email are unknown"),
+            (_, None, Some(_)) => Some("the owner's name is unknown"),
+            (_, Some(_), None) => Some("the owner's email is unknown"),
+            (_, Some(_), Some(_)) => None,
+        };
+        if let Some(why) = missing {
+            return Some(Exclusion::held("exclude_users", why));
         }
     }
     if !cleanup.exclude_tokens.is_empty() {
@@ -778,6 +786,530 @@ mod tests {
                 o.name = Some(user);
                 (t, o)
             })
+    }
+
+    fn at(days_from_now: i64) -> DateTime<Utc> {
+        now() + chrono::Duration::days(days_from_now)
+    }
+
+    #[test]
+    fn the_soonest_upcoming_rule_names_the_date_and_ties_go_to_the_first_rule() {
+        // Token never used, created 10 days ago, expires in 100 days: `unused` (90d) matches
+        // in 80 days, `expired` (1d after expiry) in 101 days, `old` (unused 200d) in 190.
+        let t = token(10, None, -100);
+        let inv = inventory(vec![t.clone()], vec![owner(OwnerState::Enabled, None)]);
+        let unused = rule(|r| {
+            r.name = "unused".into();
+            r.unused_for = days(90)
+        });
+        let expired = rule(|r| {
+            r.name = "expired".into();
+            r.expired_for = days(1)
+        });
+        let old = rule(|r| {
+            r.name = "old".into();
+            r.unused_for = days(200)
+        });
+        let same_as_unused = rule(|r| {
+            r.name = "twin".into();
+            r.unused_for = days(90)
+        });
+        let cases: Vec<(&str, Vec<Rule>, &str, DateTime<Utc>)> = vec![
+            (
+                "soonest first",
+                vec![unused.clone(), expired.clone()],
+                "unused",
+                at(80),
+            ),
+            (
+                "soonest last",
+                vec![expired.clone(), old.clone(), unused.clone()],
+                "unused",
+                at(80),
+            ),
+            (
+                "soonest in the middle",
+                vec![old.clone(), unused.clone(), expired.clone()],
+                "unused",
+                at(80),
+            ),
+            (
+                "a tie goes to the first rule",
+                vec![unused.clone(), same_as_unused.clone()],
+                "unused",
+                at(80),
+            ),
+            (
+                "a tie, other order",
+                vec![same_as_unused.clone(), unused.clone()],
+                "twin",
+                at(80),
+            ),
+        ];
+        for (case, rules, want_rule, want_at) in cases {
+            let mut cfg = config("");
+            cfg.cleanup.rules = rules;
+            match verdict(&cfg.cleanup, &inv, &t, now()) {
+                Verdict::Upcoming { rule, at } => {
+                    assert_eq!(cfg.cleanup.rule(rule).name, want_rule, "case: {case}");
+                    assert_eq!(at, want_at, "case: {case}");
+                }
+                v => panic!("case: {case}: {v:?}"),
+            }
+            // The plan's pending entry (the "scheduled for deletion" date) says the same.
+            cfg.cleanup.warn_before = Duration::from_secs(365 * DAY as u64);
+            let p = plan(&cfg.cleanup, &inv, now());
+            assert_eq!(p.pending.len(), 1, "case: {case}");
+            assert_eq!(
+                cfg.cleanup.rule(p.pending[0].rule).name,
+                want_rule,
+                "case: {case}"
+            );
+            assert_eq!(p.pending[0].at, want_at, "case: {case}");
+        }
+    }
+
+    #[test]
+    fn a_rule_that_matches_now_wins_over_an_earlier_upcoming_one_and_the_first_match_is_named() {
+        let t = token(400, Some(200), -10);
+        let inv = inventory(vec![t.clone()], vec![owner(OwnerState::Enabled, None)]);
+        let mut cfg = config("");
+        cfg.cleanup.rules = vec![
+            rule(|r| {
+                r.name = "later".into();
+                r.unused_for = days(300)
+            }),
+            rule(|r| {
+                r.name = "now-b".into();
+                r.unused_for = days(100)
+            }),
+            rule(|r| {
+                r.name = "now-a".into();
+                r.unused_for = days(150)
+            }),
+        ];
+        match verdict(&cfg.cleanup, &inv, &t, now()) {
+            Verdict::Eligible { rule, since } => {
+                assert_eq!(
+                    cfg.cleanup.rule(rule).name,
+                    "now-b",
+                    "first in config order"
+                );
+                assert_eq!(since, ago(100));
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+
+    /// `n` tokens of one enabled owner, the first `stale` of them unused for 200 days.
+    fn org_with(n: usize, stale: usize) -> OrgInventory {
+        let tokens = (0..n)
+            .map(|i| {
+                let mut t = token(400, Some(if i < stale { 200 } else { 1 }), -30);
+                t.id = format!("t{i:02}");
+                t
+            })
+            .collect();
+        inventory(tokens, vec![owner(OwnerState::Enabled, None)])
+    }
+
+    fn counts(a: &OrgApproval) -> (usize, Vec<LimitHit>) {
+        (a.approved.len(), a.held.iter().map(|(_, h)| *h).collect())
+    }
+
+    /// One row of [`limits_hold_at_their_boundaries`].
+    struct Limits {
+        case: &'static str,
+        /// Tokens in the organization, and how many of them are candidates.
+        tokens: usize,
+        stale: usize,
+        percent: f64,
+        per_run: u32,
+        org_per_run: Option<u32>,
+        day_left: u32,
+        /// What the limits let through, and what they hold (in order).
+        approved: usize,
+        held: Vec<LimitHit>,
+    }
+
+    #[test]
+    fn limits_hold_at_their_boundaries() {
+        use LimitHit::*;
+        let unlimited = Budget { day_left: u32::MAX };
+        let row =
+            |case, tokens, stale, percent, per_run, org_per_run, day_left, approved, held| Limits {
+                case,
+                tokens,
+                stale,
+                percent,
+                per_run,
+                org_per_run,
+                day_left,
+                approved,
+                held,
+            };
+        let cases = vec![
+            row(
+                "exactly at the percent: deletions proceed",
+                10,
+                2,
+                20.0,
+                25,
+                None,
+                u32::MAX,
+                2,
+                vec![],
+            ),
+            row(
+                "just above the percent: nothing",
+                10,
+                2,
+                19.9,
+                25,
+                None,
+                u32::MAX,
+                0,
+                vec![Percent, Percent],
+            ),
+            row(
+                "no candidates at 0 percent",
+                10,
+                0,
+                0.0,
+                25,
+                None,
+                u32::MAX,
+                0,
+                vec![],
+            ),
+            row(
+                "the run limit",
+                10,
+                3,
+                100.0,
+                2,
+                None,
+                u32::MAX,
+                2,
+                vec![PerRun],
+            ),
+            row(
+                "a zero run limit",
+                10,
+                3,
+                100.0,
+                0,
+                None,
+                u32::MAX,
+                0,
+                vec![PerRun, PerRun, PerRun],
+            ),
+            row(
+                "the organization's run limit",
+                10,
+                3,
+                100.0,
+                25,
+                Some(1),
+                u32::MAX,
+                1,
+                vec![PerRun, PerRun],
+            ),
+            row(
+                "the organization's limit above the global one",
+                10,
+                3,
+                100.0,
+                2,
+                Some(5),
+                u32::MAX,
+                2,
+                vec![PerRun],
+            ),
+            row(
+                "the daily budget",
+                10,
+                3,
+                100.0,
+                25,
+                None,
+                1,
+                1,
+                vec![PerDay, PerDay],
+            ),
+            row(
+                "a spent daily budget",
+                10,
+                3,
+                100.0,
+                25,
+                None,
+                0,
+                0,
+                vec![PerDay, PerDay, PerDay],
+            ),
+            row(
+                "the run limit before the daily budget",
+                10,
+                3,
+                100.0,
+                1,
+                None,
+                1,
+                1,
+                vec![PerRun, PerRun],
+            ),
+        ];
+        for Limits {
+            case,
+            tokens,
+            stale,
+            percent,
+            per_run,
+            org_per_run,
+            day_left,
+            approved,
+            held,
+        } in cases
+        {
+            let inv = org_with(tokens, stale);
+            let mut cfg = config("");
+            cfg.cleanup.max_deletions_percent = percent;
+            cfg.cleanup.max_deletions_per_run = per_run;
+            cfg.organizations[0].cleanup.max_deletions_per_run = org_per_run;
+            let p = plan(&cfg.cleanup, &inv, now());
+            assert_eq!(p.candidates.len(), stale, "case: {case}");
+            let a = approve(&cfg, &[(&inv, &p)], Budget { day_left });
+            assert_eq!(counts(&a[0]), (approved, held), "case: {case}");
+            // Approvals keep the plan's order (oldest eligibility, then id) and name the
+            // organization and the token.
+            for (ap, cand) in a[0].approved.iter().zip(&p.candidates) {
+                assert_eq!(ap.org_id(), inv.org.id, "case: {case}");
+                assert_eq!(ap.candidate(), cand, "case: {case}");
+            }
+        }
+        // The organization's percent overrides the global one, both ways.
+        let inv = org_with(10, 2);
+        let mut cfg = config("");
+        cfg.cleanup.max_deletions_percent = 100.0;
+        cfg.organizations[0].cleanup.max_deletions_percent = Some(10.0);
+        let p = plan(&cfg.cleanup, &inv, now());
+        assert_eq!(counts(&approve(&cfg, &[(&inv, &p)], unlimited)[0]).0, 0);
+        cfg.cleanup.max_deletions_percent = 1.0;
+        cfg.organizations[0].cleanup.max_deletions_percent = Some(20.0);
+        assert_eq!(counts(&approve(&cfg, &[(&inv, &p)], unlimited)[0]).0, 2);
+    }
+
+    #[test]
+    fn the_global_limits_span_organizations_and_mode_off_approves_nothing() {
+        let a = org_with(10, 3);
+        let mut b = org_with(10, 3);
+        b.org.id = "m-00000000000000000000000000000002".into();
+        let mut cfg = config("");
+        cfg.cleanup.max_deletions_per_run = 4;
+        let (pa, pb) = (plan(&cfg.cleanup, &a, now()), plan(&cfg.cleanup, &b, now()));
+        let out = approve(&cfg, &[(&a, &pa), (&b, &pb)], Budget { day_left: 5 });
+        assert_eq!(counts(&out[0]), (3, vec![]));
+        assert_eq!(
+            counts(&out[1]),
+            (1, vec![LimitHit::PerRun, LimitHit::PerRun])
+        );
+        assert_eq!(out[1].approved[0].org_id(), b.org.id);
+        let out = approve(&cfg, &[(&a, &pa), (&b, &pb)], Budget { day_left: 4 });
+        assert_eq!(
+            counts(&out[1]),
+            (1, vec![LimitHit::PerRun, LimitHit::PerRun])
+        );
+        let out = approve(&cfg, &[(&a, &pa), (&b, &pb)], Budget { day_left: 3 });
+        assert_eq!(counts(&out[1]), (0, vec![LimitHit::PerDay; 3]));
+        cfg.cleanup.mode = CleanupMode::Off;
+        let out = approve(&cfg, &[(&a, &pa)], Budget { day_left: 5 });
+        assert_eq!(out[0].mode, CleanupMode::Off);
+        assert_eq!(counts(&out[0]), (0, vec![]));
+    }
+
+    #[test]
+    fn exclusions_that_cannot_be_evaluated_hold_the_token() {
+        let cfg = config("exclude_users = [\"svc-*\"]\nexclude_tokens = [\"break-glass*\"]");
+        let full = owner(OwnerState::Enabled, None);
+        let mut alice = full.clone();
+        alice.name = Some("alice".into());
+        alice.email = Some("alice@example.com".into());
+        let strip = |o: &Owner, name: bool, email: bool| {
+            let mut o = o.clone();
+            if name {
+                o.name = None;
+            }
+            if email {
+                o.email = None;
+            }
+            o
+        };
+        let named = token(400, Some(200), -30);
+        let mut nameless = named.clone();
+        nameless.name = None;
+        let mut blank = named.clone();
+        blank.name = Some(String::new());
+        let gone = Owner::unknown("u");
+        // (case, token, owner, Some((held, how the exclusion's text ends)) or None)
+        type Case<'a> = (&'a str, &'a Token, Option<Owner>, Option<(bool, &'a str)>);
+        let cases: Vec<Case<'_>> = vec![
+            ("all known, no match", &named, Some(alice.clone()), None),
+            (
+                "name matches",
+                &named,
+                Some(full.clone()),
+                Some((false, "exclude_users matches \"svc-backup\"")),
+            ),
+            (
+                "email matches without a name",
+                &named,
+                Some(strip(&full, true, false)),
+                Some((false, "exclude_users matches \"svc-backup@example.com\"")),
+            ),
+            (
+                "no name",
+                &named,
+                Some(strip(&alice, true, false)),
+                Some((true, "the owner's name is unknown")),
+            ),
+            (
+                "no email",
+                &named,
+                Some(strip(&alice, false, true)),
+                Some((true, "the owner's email is unknown")),
+            ),
+            (
+                "neither",
+                &named,
+                Some(strip(&alice, true, true)),
+                Some((true, "the owner's name and email are unknown")),
+            ),
+            (
+                "not in the directory",
+                &named,
+                Some(gone),
+                Some((true, "the owner is not in the directory")),
+            ),
+            (
+                "not resolved",
+                &named,
+                None,
+                Some((true, "the owner could not be resolved")),
+            ),
+            (
+                "no token name",
+                &nameless,
+                Some(alice.clone()),
+                Some((true, "exclude_tokens: the service sent no token name")),
+            ),
+            (
+                "an empty token name",
+                &blank,
+                Some(alice.clone()),
+                Some((true, "exclude_tokens: the service sent no token name")),
+            ),
+        ];
+        for (case, t, o, want) in cases {
+            let got = exclusion(&cfg.cleanup, t, o.as_ref());
+            match (got, want) {
+                (None, None) => {}
+                (Some(e), Some((held, text))) => {
+                    assert_eq!(e.held, held, "case: {case}: {e:?}");
+                    assert!(e.text.ends_with(text), "case: {case}: {e:?}");
+                    assert_eq!(e.reason().starts_with("held: "), held, "case: {case}");
+                }
+                (got, want) => panic!("case: {case}: got {got:?}, want {want:?}"),
+            }
+        }
+        // Without exclusions configured, nothing is needed and nothing is held.
+        let plain = config("");
+        assert_eq!(exclusion(&plain.cleanup, &nameless, None), None);
+    }
+
+    /// A token and its owner with every member present, whether an exclusion protects them,
+    /// and which members to drop from them.
+    fn arb_protected() -> impl Strategy<Value = (Token, Owner, [bool; 7])> {
+        (
+            0i64..1000,
+            proptest::option::of(0i64..1000),
+            -400i64..400,
+            0usize..4,
+            proptest::option::of(0i64..400),
+            prop_oneof![Just("svc-".to_owned()), Just("".to_owned())],
+            "[a-z]{1,6}",
+            prop_oneof![Just("break-glass ".to_owned()), Just("".to_owned())],
+            prop_oneof![
+                Just("@partner.example".to_owned()),
+                Just("@corp.example".to_owned())
+            ],
+            proptest::array::uniform7(any::<bool>()),
+        )
+            .prop_map(
+                |(
+                    created,
+                    used,
+                    expires,
+                    state,
+                    disabled,
+                    user_prefix,
+                    user,
+                    token_prefix,
+                    domain,
+                    drop,
+                )| {
+                    let mut t = token(created, used, expires);
+                    t.id = "t".into();
+                    t.user_id = format!("id-{user}");
+                    t.name = Some(format!("{token_prefix}{user}"));
+                    let mut o = owner(OwnerState::ALL[state], disabled);
+                    o.user_id = t.user_id.clone();
+                    o.name = Some(format!("{user_prefix}{user}"));
+                    o.email = Some(format!("{user}{domain}"));
+                    (t, o, drop)
+                },
+            )
+    }
+
+    proptest! {
+        /// Whatever members the service leaves out, a token that an exclusion protects with
+        /// every member present is never a candidate nor approved; and missing members
+        /// never make a token a candidate that is not one with every member present.
+        #[test]
+        fn no_combination_of_missing_members_turns_a_protected_token_into_a_deletion(
+            (full_token, full_owner, drop) in arb_protected(),
+        ) {
+            let mut cfg = config(
+                "exclude_users = [\"svc-*\", \"*@partner.example\"]\nexclude_tokens = [\"break-glass*\"]",
+            );
+            cfg.cleanup.rules.push(rule(|r| { r.name = "gone".into(); r.owner_states = Some(vec![OwnerState::Disabled, OwnerState::Deleted, OwnerState::Unknown]) }));
+            cfg.cleanup.rules.push(rule(|r| { r.name = "exp".into(); r.expired_for = days(1) }));
+            cfg.cleanup.rules.push(rule(|r| { r.name = "dis".into(); r.owner_disabled_for = days(10) }));
+            let mut t = full_token.clone();
+            let mut o = full_owner.clone();
+            if drop[0] { t.name = None; }
+            if drop[1] { o.name = None; }
+            if drop[2] { o.email = None; }
+            if drop[3] { t.last_used = None; t.created = None; }
+            if drop[4] { t.expires = None; o.disabled_date = None; }
+            if drop[5] { o.state_known = false; o.state = OwnerState::Unknown; }
+            let owners = if drop[6] { vec![] } else { vec![o] };
+            let full = inventory(vec![full_token.clone()], vec![full_owner.clone()]);
+            let degraded = inventory(vec![t], owners);
+            let p_full = plan(&cfg.cleanup, &full, now());
+            let p = plan(&cfg.cleanup, &degraded, now());
+            let protected = exclusion(&cfg.cleanup, &full_token, Some(&full_owner)).is_some();
+            if protected {
+                prop_assert!(p.candidates.is_empty(), "protected, yet a candidate: {:?}", p.candidates);
+            }
+            for c in &p.candidates {
+                prop_assert!(p_full.candidates.iter().any(|f| f.token.id == c.token.id));
+            }
+            let a = approve(&cfg, &[(&degraded, &p)], Budget { day_left: u32::MAX });
+            if protected {
+                prop_assert!(a[0].approved.is_empty());
+            }
+        }
     }
 
     proptest! {
