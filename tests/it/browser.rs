@@ -99,20 +99,12 @@ async fn status_page_in_headless_chromium() {
             .await
             .unwrap();
     // Ready means every organization was scanned once; the dry run follows that round.
-    let mut changes = daemon.ctx.shared.subscribe();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while !(daemon.ctx.shared.ready()
-            && daemon
-                .ctx
-                .shared
-                .org(CORP)
-                .is_some_and(|s| s.cleanup.is_some()))
-        {
-            changes.changed().await.unwrap();
-        }
-    })
-    .await
-    .expect("daemon ready and the first dry run published");
+    wait_for_state(
+        "the daemon to be ready and its first dry run published",
+        &daemon.ctx.shared,
+        |s| s.ready() && s.org(CORP).is_some_and(|o| o.cleanup.is_some()),
+    )
+    .await;
 
     let base = format!("http://{}", daemon.addr);
     let dir = artifacts();

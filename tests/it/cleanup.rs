@@ -431,11 +431,16 @@ async fn shutdown_finishes_the_token_in_hand_and_stops() {
         tokio::spawn(async move { ctx.cleanup(Some(&mut ledger), &stop).await })
     };
     // The emulator counts a call when it arrives, before its latency: cancel then.
-    while server.sim.calls().count("DeletePersonalAccessToken") == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_for(
+        "the first DeletePersonalAccessToken to arrive",
+        DEADLINE,
+        || server.sim.calls().count("DeletePersonalAccessToken") > 0,
+    )
+    .await;
     stop.cancel();
-    let summary = run.await.unwrap();
+    let summary = within("the cleanup run to stop", DEADLINE, run)
+        .await
+        .unwrap();
     assert_eq!(summary.aborted.as_deref(), Some("shutdown"));
     assert_eq!(
         server.sim.deleted().len(),

@@ -1,9 +1,9 @@
 //! Configuration errors: every invalid config names the key and the problem, and the
 //! binary exits non-zero without doing anything.
 
-use std::process::Command;
-
 use workmail_pat_monitor::config::Config;
+
+use crate::support::output_of;
 
 const ORG: &str = "[[organizations]]\nid = \"m-00000000000000000000000000000001\"\n";
 
@@ -227,16 +227,18 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.cleanup.warn_before.as_secs(), 7 * 86_400);
 }
 
-#[test]
-fn check_config_exits_non_zero_and_names_the_key() {
+#[tokio::test]
+async fn check_config_exits_non_zero_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, format!("[scan]\npage_size = 0\n{ORG}")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = output_of(
+        "the binary",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
+            .args(["check-config", "--config"])
+            .arg(&path),
+    )
+    .await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -247,20 +249,27 @@ fn check_config_exits_non_zero_and_names_the_key() {
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, ORG).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
-        .args(["check-config", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = output_of(
+        "the binary",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
+            .args(["check-config", "--config"])
+            .arg(&good),
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Minutes are written `min`, never `m` (which reads like months).
     assert!(stdout.contains("interval = \"10min\""), "{stdout}");
 
-    let missing = Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
-        .args(["once", "--config", "/nonexistent/config.toml"])
-        .output()
-        .unwrap();
+    let missing = output_of(
+        "the binary",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor")).args([
+            "once",
+            "--config",
+            "/nonexistent/config.toml",
+        ]),
+    )
+    .await;
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/config.toml"));
 }
@@ -280,17 +289,18 @@ async fn check_config_scan_counts_what_each_rule_would_match() {
         ),
     )
     .unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
-        .args(["check-config", "--scan", "--config"])
-        .arg(&path)
-        .env("AWS_ENDPOINT_URL", server.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "x")
-        .env("AWS_SECRET_ACCESS_KEY", "x")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .await
-        .unwrap();
+    let out = output_of(
+        "the binary",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
+            .args(["check-config", "--scan", "--config"])
+            .arg(&path)
+            .env("AWS_ENDPOINT_URL", server.endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env_remove("AWS_PROFILE"),
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

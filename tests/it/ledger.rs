@@ -67,12 +67,11 @@ fn count(outcomes: &[String], what: &str) -> usize {
 }
 
 async fn run_once(server: &workmail_pat_monitor::sim::SimServer, config: &Path) -> (i32, String) {
-    let out = bin_against(server)
-        .args(["once", "--config"])
-        .arg(config)
-        .output()
-        .await
-        .unwrap();
+    let out = output_of(
+        "the binary",
+        bin_against(server).args(["once", "--config"]).arg(config),
+    )
+    .await;
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),

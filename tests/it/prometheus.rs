@@ -70,15 +70,8 @@ async fn query(base: &str, expr: &str) -> Value {
 
 /// Polls Prometheus until `check` holds, for at most a minute: Prometheus scrapes and
 /// evaluates on its own schedule, so its state can only be observed, not awaited.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    wait_for_async(what, Duration::from_secs(60), check).await;
 }
 
 fn dashboard_exprs(path: &Path) -> Vec<(String, String)> {
@@ -115,10 +108,7 @@ async fn a_real_prometheus_scrapes_evaluates_and_alerts() {
         ..Default::default()
     };
     let daemon = Daemon::start(config, source(&server), opts).await.unwrap();
-    let mut changes = daemon.ctx.shared.subscribe();
-    while !daemon.ctx.shared.ready() {
-        changes.changed().await.unwrap();
-    }
+    wait_for_state("the daemon to be ready", &daemon.ctx.shared, |s| s.ready()).await;
 
     // promtool's linter on the exposition.
     let (_, metrics) = http_get(&format!("http://{}/metrics", daemon.addr)).await;
@@ -134,7 +124,9 @@ async fn a_real_prometheus_scrapes_evaluates_and_alerts() {
         let mut stdin = lint.stdin.take().unwrap();
         stdin.write_all(metrics.as_bytes()).await.unwrap();
     }
-    let lint = lint.wait_with_output().await.unwrap();
+    let lint = within("promtool check metrics", DEADLINE, lint.wait_with_output())
+        .await
+        .unwrap();
     let findings = format!(
         "{}{}",
         String::from_utf8_lossy(&lint.stdout),

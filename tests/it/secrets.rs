@@ -20,25 +20,23 @@ async fn secrets_never_reach_the_logs_even_at_trace_level() {
     .unwrap();
     let secret = "SeCrEt-KeY-that-must-not-leak-0123456789";
     let session = "SeSsIoN-ToKeN-that-must-not-leak-9876543210";
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"))
-        .args([
-            "--log-level",
-            "trace",
-            "--log-format",
-            "json",
-            "once",
-            "--config",
-        ])
-        .arg(&path)
-        .env("AWS_ENDPOINT_URL", server.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_SESSION_TOKEN", session)
-        .env_remove("AWS_PROFILE")
-        .output()
-        .await
-        .unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_workmail-pat-monitor"));
+    cmd.args([
+        "--log-level",
+        "trace",
+        "--log-format",
+        "json",
+        "once",
+        "--config",
+    ])
+    .arg(&path)
+    .env("AWS_ENDPOINT_URL", server.endpoint())
+    .env("AWS_REGION", "us-east-1")
+    .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+    .env("AWS_SECRET_ACCESS_KEY", secret)
+    .env("AWS_SESSION_TOKEN", session)
+    .env_remove("AWS_PROFILE");
+    let out = output_of("the binary", &mut cmd).await;
     let logs = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

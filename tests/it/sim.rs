@@ -21,7 +21,9 @@ use workmail_pat_monitor::sim::{
 };
 use workmail_pat_monitor::workmail::ClientFactory;
 
-use crate::support::{now, sdk_client, sdk_client_with, start_scenario, start_sim};
+use crate::support::{
+    DEADLINE, now, sdk_client, sdk_client_with, start_scenario, start_sim, within,
+};
 
 // === Fixtures ===
 
@@ -285,7 +287,13 @@ async fn raw(
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
     let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
+    within(
+        "the emulator's answer",
+        DEADLINE,
+        stream.read_to_end(&mut buf),
+    )
+    .await
+    .unwrap();
     let text = String::from_utf8(buf).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let mut lines = head.split("\r\n");

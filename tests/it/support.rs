@@ -38,8 +38,14 @@ pub fn sdk_client(server: &SimServer) -> Client {
 /// A real SDK client with a given retry configuration.
 pub fn sdk_client_with(server: &SimServer, retry: RetryConfig) -> Client {
     let sdk = ClientFactory::static_sdk_config(&server.endpoint(), server.sim.region());
+    // Every call has a deadline: a stalled emulator fails the test instead of hanging it.
     let conf = aws_sdk_workmail::config::Builder::from(&sdk)
         .retry_config(retry.with_initial_backoff(Duration::from_millis(1)))
+        .timeout_config(
+            aws_sdk_workmail::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(DEADLINE)
+                .build(),
+        )
         .build();
     Client::from_conf(conf)
 }
@@ -107,6 +113,15 @@ pub async fn http_get(url: &str) -> (u16, String) {
 
 /// A minimal HTTP/1.1 request without a body: (status, body).
 pub async fn http_request(url: &str, method: &str) -> (u16, String) {
+    within(
+        &format!("an answer to {method} {url}"),
+        DEADLINE,
+        http_request_inner(url, method),
+    )
+    .await
+}
+
+async fn http_request_inner(url: &str, method: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -157,9 +172,27 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     out
 }
 
+// === Waiting, always with a deadline ===
+//
+// Every wait in the tests goes through one of these, so that a regression fails with a
+// message naming what never happened instead of hanging CI.
+
+/// How long a test waits for something that takes milliseconds when all is well.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Awaits `fut`; fails the test, naming `what`, if it takes longer than `timeout`.
+pub async fn within<T>(
+    what: &str,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
 /// Polls `cond` every 10 ms until it holds; fails the test, naming `what`, once `timeout`
-/// has passed. Every wait in the tests goes through here (or [`wait_for_async`]), so that a
-/// regression fails with a message instead of hanging CI.
+/// has passed.
 pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !cond() {
@@ -169,6 +202,45 @@ pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> b
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// [`wait_for`] with an asynchronous check (one that asks another process, say), polled
+/// every 250 ms.
+pub async fn wait_for_async(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits, on the daemon's change notifications, until `cond` holds of its published state.
+pub async fn wait_for_state(
+    what: &str,
+    shared: &workmail_pat_monitor::state::Shared,
+    mut cond: impl FnMut(&workmail_pat_monitor::state::Shared) -> bool,
+) {
+    let mut changes = shared.subscribe();
+    within(what, DEADLINE, async {
+        while !cond(shared) {
+            changes
+                .changed()
+                .await
+                .expect("the daemon's state is alive");
+        }
+    })
+    .await;
+}
+
+/// Runs a command to its end (killed on the deadline), naming it if it never ends.
+pub async fn output_of(what: &str, cmd: &mut tokio::process::Command) -> std::process::Output {
+    cmd.kill_on_drop(true);
+    within(what, DEADLINE * 2, cmd.output())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// The binary, with an environment that points the AWS chain at `server` and at nothing

@@ -166,6 +166,19 @@ async fn get<S: AsyncRead + AsyncWrite + Unpin>(
     path: &str,
     auth: Option<(&str, &str)>,
 ) -> std::io::Result<Reply> {
+    within(
+        &format!("an answer to GET {path}"),
+        GUARD,
+        get_inner(s, path, auth),
+    )
+    .await
+}
+
+async fn get_inner<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    path: &str,
+    auth: Option<(&str, &str)>,
+) -> std::io::Result<Reply> {
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
     if let Some((user, password)) = auth {
         let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
