@@ -94,6 +94,7 @@ EXPECTED_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("batch/v1", "CronJob"),
+    ("v1", "PersistentVolumeClaim"),
 }
 KUSTOMIZATION = ("kustomize.config.k8s.io/v1beta1", "Kustomization")
 
@@ -447,6 +448,32 @@ def checks(art, dump_exprs, binary):
         check_resources(cj)
         deploy_image = only_container(art.one("Deployment"))["image"]
         expect(c["image"] == deploy_image, f"CronJob image {c['image']} != Deployment image {deploy_image}")
+
+    @check
+    def cronjob_ledger_is_persistent():
+        """The enforce CronJob's ledger (cleanup.audit_log) is on a mounted PersistentVolumeClaim that the kustomization ships."""
+        cj = art.one("CronJob")
+        c = only_container(cj)
+        path = config_path(c, "once")
+        cms = {cm["metadata"]["name"]: cm for cm in art.by_kind("ConfigMap")}
+        data = next(iter(cms.values())).get("data") or {}
+        cfg = tomllib.loads(data[os.path.basename(path)])
+        cleanup = cfg.get("cleanup") or {}
+        expect(cleanup.get("mode") == "enforce", "the CronJob's configuration is not in enforce mode")
+        ledger = cleanup.get("audit_log")
+        expect(ledger, "the CronJob's enforce configuration has no cleanup.audit_log")
+        directory = os.path.dirname(ledger)
+        mounts = [m for m in c.get("volumeMounts", []) if m.get("mountPath") == directory]
+        expect(mounts, f"CronJob: nothing mounted at {directory} (the ledger's directory)")
+        expect(not mounts[0].get("readOnly"), f"CronJob: {directory} is mounted read-only")
+        volumes = {v["name"]: v for v in pod_spec(cj).get("volumes", [])}
+        vol = volumes.get(mounts[0]["name"]) or {}
+        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+        expect(claim, f"CronJob: {directory} is not a PersistentVolumeClaim (an emptyDir would lose the ledger)")
+        claims = {p["metadata"]["name"] for p in art.by_kind("PersistentVolumeClaim")}
+        expect(claim in claims, f"CronJob: PersistentVolumeClaim {claim} is not shipped")
+        fs_group = (pod_spec(cj).get("securityContext") or {}).get("fsGroup")
+        expect(fs_group is not None, "CronJob: set securityContext.fsGroup so the ledger volume is writable")
 
     @check
     def cronjob_security_context():
