@@ -40,6 +40,7 @@ DEPLOY = ROOT / "deploy" / "kubernetes"
 PROVISIONING = ROOT / "dashboards" / "provisioning"
 DASHBOARD = ROOT / "dashboards" / "workmail-pat-overview.json"
 RULES = ROOT / "config" / "prometheus" / "rules.yml"
+RUNBOOKS = ROOT / "docs" / "runbooks"
 DOCKERFILE = ROOT / "Dockerfile"
 IAM_READONLY = ROOT / "config" / "iam-policy-readonly.json"
 IAM_CLEANUP = ROOT / "config" / "iam-policy-cleanup.json"
@@ -48,7 +49,9 @@ APP = "workmail-pat-monitor"
 PORT = 9795
 PORT_NAME = "metrics"
 DASHBOARD_UID = "workmail-pat-overview"
-RUNBOOK_BASE = "https://github.com/example/workmail-pat-monitor#runbook-"
+# The default base of every runbook_url (gen-prometheusrule.py --runbook-base-url replaces it).
+RUNBOOK_BASE = "https://github.com/example/workmail-pat-monitor/blob/main/docs/runbooks/"
+AUDIENCES = {"owner", "ops"}
 SEVERITIES = {"critical", "warning", "info"}
 DATASOURCE_VARS = {"${datasource}", "$datasource"}
 
@@ -505,19 +508,37 @@ def checks(art, dump_exprs, binary):
 
     @check
     def alert_rules_conventions():
-        """Every alert has a severity and summary, description and runbook_url annotations."""
+        """Every alert has a severity, an audience and summary, description and runbook_url annotations."""
         with open(RULES, encoding="utf-8") as fh:
             rules = yaml.safe_load(fh)
         alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
         expect(alerts, "no alerts in rules.yml")
         for r in alerts:
             name = r["alert"]
-            expect((r.get("labels") or {}).get("severity") in SEVERITIES, f"{name}: severity not in {SEVERITIES}")
+            labels = r.get("labels") or {}
+            expect(labels.get("severity") in SEVERITIES, f"{name}: severity not in {SEVERITIES}")
+            expect(labels.get("audience") in AUDIENCES, f"{name}: audience not in {AUDIENCES}")
             ann = r.get("annotations") or {}
             for key in ("summary", "description", "runbook_url"):
                 expect(ann.get(key), f"{name}: annotation {key} missing")
-            expect(ann["runbook_url"] == RUNBOOK_BASE + name.lower(),
-                   f"{name}: runbook_url must be {RUNBOOK_BASE + name.lower()}")
+
+    @check
+    def runbook_urls_resolve():
+        """Every runbook_url is <base><alertname>.md and that page exists in docs/runbooks/; no page is orphaned."""
+        with open(RULES, encoding="utf-8") as fh:
+            rules = yaml.safe_load(fh)
+        names = [r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
+        for r in (r for g in rules["groups"] for r in g["rules"] if "alert" in r):
+            url = (r.get("annotations") or {}).get("runbook_url", "")
+            expect(url.startswith(RUNBOOK_BASE), f"{r['alert']}: runbook_url {url!r} is not under {RUNBOOK_BASE}")
+            page = RUNBOOKS / url[len(RUNBOOK_BASE):]
+            expect(page.name == f"{r['alert']}.md", f"{r['alert']}: runbook_url {url!r} is not {r['alert']}.md")
+            expect(page.is_file(), f"{r['alert']}: runbook page {rel(page)} does not exist")
+            title = page.read_text(encoding="utf-8").splitlines()[0]
+            expect(title == f"# {r['alert']}", f"{rel(page)}: first line must be '# {r['alert']}', got {title!r}")
+        pages = {p.stem for p in RUNBOOKS.glob("*.md")}
+        orphans = sorted(pages - set(names))
+        expect(not orphans, f"runbook pages without an alert: {orphans}")
 
     @check
     def rules_use_exported_metrics():
