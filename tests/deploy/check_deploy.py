@@ -3,8 +3,9 @@
 
 Checks the Kubernetes manifests (deploy/kubernetes), the Grafana provisioning
 examples (dashboards/provisioning), the dashboard JSON, the Prometheus rules,
-the PrometheusRule copy of them, the Dockerfile and the IAM policies against
-each other and against the metrics the exporter exports.
+the PrometheusRule copy of them, their runbook pages, the Alertmanager
+configuration, the Dockerfile and the IAM policies against each other and
+against the metrics the exporter exports.
 
 Usage:
     tests/deploy/check_deploy.py [--dump-exprs FILE] [--binary PATH]
@@ -41,6 +42,7 @@ PROVISIONING = ROOT / "dashboards" / "provisioning"
 DASHBOARD = ROOT / "dashboards" / "workmail-pat-overview.json"
 RULES = ROOT / "config" / "prometheus" / "rules.yml"
 RUNBOOKS = ROOT / "docs" / "runbooks"
+ALERTMANAGER = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 IAM_READONLY = ROOT / "config" / "iam-policy-readonly.json"
 IAM_CLEANUP = ROOT / "config" / "iam-policy-cleanup.json"
@@ -539,6 +541,32 @@ def checks(art, dump_exprs, binary):
         pages = {p.stem for p in RUNBOOKS.glob("*.md")}
         orphans = sorted(pages - set(names))
         expect(not orphans, f"runbook pages without an alert: {orphans}")
+
+    @check
+    def alertmanager_matches_rules():
+        """alertmanager.yml sends audience="owner" to the `email` label, one group per address, and names only existing alerts."""
+        with open(RULES, encoding="utf-8") as fh:
+            rules = yaml.safe_load(fh)
+        alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+        with open(ALERTMANAGER, encoding="utf-8") as fh:
+            am = yaml.safe_load(fh)
+        receivers = {r["name"]: r for r in am.get("receivers") or []}
+        owner = [r for r in am["route"].get("routes") or [] if 'audience="owner"' in (r.get("matchers") or [])]
+        expect(len(owner) == 1, f"expected one route matching audience=\"owner\", found {len(owner)}")
+        expect(owner[0].get("group_by") == ["email"], f"owner route must group_by [email], got {owner[0].get('group_by')}")
+        emails = receivers.get(owner[0].get("receiver"), {}).get("email_configs") or []
+        expect(emails and all(e.get("to") == "{{ .GroupLabels.email }}" for e in emails),
+               "the owner receiver must mail to '{{ .GroupLabels.email }}'")
+        ops = receivers.get(am["route"].get("receiver"), {})
+        expect(ops.get("name") == "ops", f"the default receiver must be ops, got {am['route'].get('receiver')!r}")
+        named = set()
+        for node in [am["route"], *(am["route"].get("routes") or []), *(am.get("inhibit_rules") or [])]:
+            for key in ("matchers", "source_matchers", "target_matchers"):
+                for m in node.get(key) or []:
+                    found = re.fullmatch(r'\s*alertname\s*=\s*"?([^"]+)"?\s*', m)
+                    if found:
+                        named.add(found.group(1))
+        expect(named <= alerts, f"alertmanager.yml names alerts that rules.yml does not define: {sorted(named - alerts)}")
 
     @check
     def rules_use_exported_metrics():
