@@ -5,7 +5,7 @@ Checks the Kubernetes manifests (deploy/kubernetes), the Grafana provisioning
 examples (dashboards/provisioning), the dashboard JSON, the Prometheus rules,
 the PrometheusRule copy of them, their runbook pages, the Alertmanager
 configuration, the Dockerfile and the IAM policies against each other and
-against the metrics the exporter exports.
+against the metrics the exporter exports, and the links of README.md and docs/.
 
 Usage:
     tests/deploy/check_deploy.py [--dump-exprs FILE] [--binary PATH]
@@ -541,6 +541,29 @@ def checks(art, dump_exprs, binary):
         pages = {p.stem for p in RUNBOOKS.glob("*.md")}
         orphans = sorted(pages - set(names))
         expect(not orphans, f"runbook pages without an alert: {orphans}")
+
+    @check
+    def docs_links_resolve():
+        """Every relative link in README.md and docs/ names an existing file and, with #anchor, one of its headings."""
+
+        def anchors(path):
+            # GitHub's heading ids: lower case, punctuation dropped, spaces as hyphens.
+            return {re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+                    for m in re.finditer(r"^#+ (.*)$", path.read_text(encoding="utf-8"), re.M)}
+
+        broken = []
+        for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+            text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+            for link in re.findall(r"\]\(([^)\s]+)\)", text):
+                if re.match(r"[a-z]+:", link):
+                    continue
+                target, _, anchor = link.partition("#")
+                path = (page.parent / target).resolve() if target else page
+                if not path.exists():
+                    broken.append(f"{rel(page)}: {link} (no such file)")
+                elif anchor and path.is_file() and anchor not in anchors(path):
+                    broken.append(f"{rel(page)}: {link} (no such heading)")
+        expect(not broken, "; ".join(broken))
 
     @check
     def alertmanager_matches_rules():
