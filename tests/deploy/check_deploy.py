@@ -3,8 +3,9 @@
 
 Checks the Kubernetes manifests (deploy/kubernetes), the Grafana provisioning
 examples (dashboards/provisioning), the dashboard JSON, the Prometheus rules,
-the PrometheusRule copy of them, the Dockerfile and the IAM policies against
-each other and against the metrics the exporter exports.
+the PrometheusRule copy of them, their runbook pages, the Alertmanager
+configuration, the Dockerfile and the IAM policies against each other and
+against the metrics the exporter exports, and the links of README.md and docs/.
 
 Usage:
     tests/deploy/check_deploy.py [--dump-exprs FILE] [--binary PATH]
@@ -40,6 +41,8 @@ DEPLOY = ROOT / "deploy" / "kubernetes"
 PROVISIONING = ROOT / "dashboards" / "provisioning"
 DASHBOARD = ROOT / "dashboards" / "workmail-pat-overview.json"
 RULES = ROOT / "config" / "prometheus" / "rules.yml"
+RUNBOOKS = ROOT / "docs" / "runbooks"
+ALERTMANAGER = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 IAM_READONLY = ROOT / "config" / "iam-policy-readonly.json"
 IAM_CLEANUP = ROOT / "config" / "iam-policy-cleanup.json"
@@ -48,7 +51,9 @@ APP = "workmail-pat-monitor"
 PORT = 9795
 PORT_NAME = "metrics"
 DASHBOARD_UID = "workmail-pat-overview"
-RUNBOOK_BASE = "https://github.com/example/workmail-pat-monitor#runbook-"
+# The default base of every runbook_url (gen-prometheusrule.py --runbook-base-url replaces it).
+RUNBOOK_BASE = "https://github.com/example/workmail-pat-monitor/blob/main/docs/runbooks/"
+AUDIENCES = {"owner", "ops"}
 SEVERITIES = {"critical", "warning", "info"}
 DATASOURCE_VARS = {"${datasource}", "$datasource"}
 
@@ -532,19 +537,86 @@ def checks(art, dump_exprs, binary):
 
     @check
     def alert_rules_conventions():
-        """Every alert has a severity and summary, description and runbook_url annotations."""
+        """Every alert has a severity, an audience and summary, description and runbook_url annotations."""
         with open(RULES, encoding="utf-8") as fh:
             rules = yaml.safe_load(fh)
         alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
         expect(alerts, "no alerts in rules.yml")
         for r in alerts:
             name = r["alert"]
-            expect((r.get("labels") or {}).get("severity") in SEVERITIES, f"{name}: severity not in {SEVERITIES}")
+            labels = r.get("labels") or {}
+            expect(labels.get("severity") in SEVERITIES, f"{name}: severity not in {SEVERITIES}")
+            expect(labels.get("audience") in AUDIENCES, f"{name}: audience not in {AUDIENCES}")
             ann = r.get("annotations") or {}
             for key in ("summary", "description", "runbook_url"):
                 expect(ann.get(key), f"{name}: annotation {key} missing")
-            expect(ann["runbook_url"] == RUNBOOK_BASE + name.lower(),
-                   f"{name}: runbook_url must be {RUNBOOK_BASE + name.lower()}")
+
+    @check
+    def runbook_urls_resolve():
+        """Every runbook_url is <base><alertname>.md and that page exists in docs/runbooks/; no page is orphaned."""
+        with open(RULES, encoding="utf-8") as fh:
+            rules = yaml.safe_load(fh)
+        names = [r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
+        for r in (r for g in rules["groups"] for r in g["rules"] if "alert" in r):
+            url = (r.get("annotations") or {}).get("runbook_url", "")
+            expect(url.startswith(RUNBOOK_BASE), f"{r['alert']}: runbook_url {url!r} is not under {RUNBOOK_BASE}")
+            page = RUNBOOKS / url[len(RUNBOOK_BASE):]
+            expect(page.name == f"{r['alert']}.md", f"{r['alert']}: runbook_url {url!r} is not {r['alert']}.md")
+            expect(page.is_file(), f"{r['alert']}: runbook page {rel(page)} does not exist")
+            title = page.read_text(encoding="utf-8").splitlines()[0]
+            expect(title == f"# {r['alert']}", f"{rel(page)}: first line must be '# {r['alert']}', got {title!r}")
+        pages = {p.stem for p in RUNBOOKS.glob("*.md")}
+        orphans = sorted(pages - set(names))
+        expect(not orphans, f"runbook pages without an alert: {orphans}")
+
+    @check
+    def docs_links_resolve():
+        """Every relative link in README.md and docs/ names an existing file and, with #anchor, one of its headings."""
+
+        def anchors(path):
+            # GitHub's heading ids: lower case, punctuation dropped, spaces as hyphens.
+            return {re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+                    for m in re.finditer(r"^#+ (.*)$", path.read_text(encoding="utf-8"), re.M)}
+
+        broken = []
+        for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+            text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+            for link in re.findall(r"\]\(([^)\s]+)\)", text):
+                if re.match(r"[a-z]+:", link):
+                    continue
+                target, _, anchor = link.partition("#")
+                path = (page.parent / target).resolve() if target else page
+                if not path.exists():
+                    broken.append(f"{rel(page)}: {link} (no such file)")
+                elif anchor and path.is_file() and anchor not in anchors(path):
+                    broken.append(f"{rel(page)}: {link} (no such heading)")
+        expect(not broken, "; ".join(broken))
+
+    @check
+    def alertmanager_matches_rules():
+        """alertmanager.yml sends audience="owner" to the `email` label, one group per address, and names only existing alerts."""
+        with open(RULES, encoding="utf-8") as fh:
+            rules = yaml.safe_load(fh)
+        alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+        with open(ALERTMANAGER, encoding="utf-8") as fh:
+            am = yaml.safe_load(fh)
+        receivers = {r["name"]: r for r in am.get("receivers") or []}
+        owner = [r for r in am["route"].get("routes") or [] if 'audience="owner"' in (r.get("matchers") or [])]
+        expect(len(owner) == 1, f"expected one route matching audience=\"owner\", found {len(owner)}")
+        expect(owner[0].get("group_by") == ["email"], f"owner route must group_by [email], got {owner[0].get('group_by')}")
+        emails = receivers.get(owner[0].get("receiver"), {}).get("email_configs") or []
+        expect(emails and all(e.get("to") == "{{ .GroupLabels.email }}" for e in emails),
+               "the owner receiver must mail to '{{ .GroupLabels.email }}'")
+        ops = receivers.get(am["route"].get("receiver"), {})
+        expect(ops.get("name") == "ops", f"the default receiver must be ops, got {am['route'].get('receiver')!r}")
+        named = set()
+        for node in [am["route"], *(am["route"].get("routes") or []), *(am.get("inhibit_rules") or [])]:
+            for key in ("matchers", "source_matchers", "target_matchers"):
+                for m in node.get(key) or []:
+                    found = re.fullmatch(r'\s*alertname\s*=\s*"?([^"]+)"?\s*', m)
+                    if found:
+                        named.add(found.group(1))
+        expect(named <= alerts, f"alertmanager.yml names alerts that rules.yml does not define: {sorted(named - alerts)}")
 
     @check
     def rules_use_exported_metrics():
