@@ -87,6 +87,8 @@ PROCESS_METRICS = {
     "workmail_pat_api_request_errors_total",
     "workmail_pat_monitor_build_info",
     "workmail_pat_internal_errors_total",
+    "workmail_pat_web_config_last_reload_successful",
+    "workmail_pat_web_config_last_reload_success_timestamp_seconds",
 }
 EXPORTED_METRICS = ORG_METRICS | PROCESS_METRICS
 ALLOWED_METRICS = EXPORTED_METRICS | {"up", "time"}
