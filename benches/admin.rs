@@ -8,6 +8,7 @@
 //! --all-targets` runs it) it runs one small size, so the benchmark itself stays tested.
 //! Peaks come from `VmHWM`, reset through `/proc/PID/clear_refs` before each measurement
 //! (Linux; where that is refused the peak is the process's whole life, and says so).
+//! `WORKMAIL_PAT_BIN=PATH` measures another build of the binary (an older one, to compare).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,7 +16,11 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_workmail-pat-monitor");
+/// The binary measured: this build's, unless `WORKMAIL_PAT_BIN` names another.
+fn bin() -> String {
+    std::env::var("WORKMAIL_PAT_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_workmail-pat-monitor").to_owned())
+}
 
 /// A child process that is killed when dropped.
 struct Proc(Child);
@@ -119,7 +124,7 @@ fn ms(d: Duration) -> String {
 
 /// Starts the emulator and returns it with its endpoint.
 fn start_sim(orgs: usize, users: usize, tokens: usize) -> (Proc, String) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["sim", "--listen", "127.0.0.1:0", "--seed", "42"])
         .args(["--organizations", &orgs.to_string()])
         .args(["--users", &users.to_string()])
@@ -183,7 +188,7 @@ unused_for = "180d"
     )
     .unwrap();
     let daemon = Proc(
-        Command::new(BIN)
+        Command::new(bin())
             .args(["run", "--config"])
             .arg(&config)
             .env_clear()
@@ -295,15 +300,19 @@ unused_for = "180d"
         api_gz.body_len,
         ms(api_gz.total)
     );
-    println!(
-        "  after: RSS {} MiB",
-        status_kib(pid, "VmRSS:") / 1024
-    );
+    println!("  after: RSS {} MiB", status_kib(pid, "VmRSS:") / 1024);
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    println!("admin benchmark{}", if full { "" } else { " (smoke size; `cargo bench --bench admin` for 10k and 100k tokens)" });
+    println!(
+        "admin benchmark{}",
+        if full {
+            ""
+        } else {
+            " (smoke size; `cargo bench --bench admin` for 10k and 100k tokens)"
+        }
+    );
     if full {
         measure(5, 500, 2_000);
         measure(5, 5_000, 20_000);

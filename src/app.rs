@@ -21,6 +21,7 @@ use crate::httpd::{self, ServeOptions};
 use crate::inventory::OrgRef;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::render::Renders;
 use crate::scan::{self, OwnerCache, Progress, ScanError};
 use crate::server::{self, AdminState, Routes};
 use crate::state::{ScanFailure, Shared};
@@ -63,6 +64,8 @@ pub struct Options {
     pub web: Option<Arc<LiveWebConfig>>,
     /// The HTTP limits of both listeners.
     pub http: ServeOptions,
+    /// Counts the log lines the binary's non-blocking log writer dropped.
+    pub log_drops: Option<crate::metrics::LogDrops>,
     /// Called at the start of every scan, inside the scan task (fault-injection tests use it
     /// to make a scan panic).
     pub before_scan: Option<ScanHook>,
@@ -87,6 +90,7 @@ impl Default for Options {
             stop: CancellationToken::new(),
             web: None,
             http: ServeOptions::default(),
+            log_drops: None,
             before_scan: None,
         }
     }
@@ -120,7 +124,7 @@ impl Context {
     /// Builds the shared context.
     pub async fn new(config: Config, source: Source, opts: &Options) -> Self {
         let config = Arc::new(config);
-        let metrics = Metrics::new(config.clone());
+        let metrics = Metrics::new(config.clone(), opts.log_drops.clone());
         let mut client_opts = ClientOptions::from_scan(&config.scan);
         client_opts.initial_backoff = opts.initial_backoff;
         let observer: Arc<dyn crate::workmail::ApiObserver> = Arc::new(metrics.clone());
@@ -414,6 +418,10 @@ pub struct Daemon {
     pub addr: SocketAddr,
     /// Where the probe server listens, when configured.
     pub probe_addr: Option<SocketAddr>,
+    /// The kept bodies of the admin routes.
+    pub renders: Arc<Renders>,
+    /// The main listener's open connections.
+    pub connections: httpd::Connections,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     http_shutdown: CancellationToken,
@@ -444,6 +452,24 @@ impl Daemon {
         let tracker = TaskTracker::new();
         let http_shutdown = CancellationToken::new();
         let http_tracker = TaskTracker::new();
+        // The bodies of /metrics and the pages: rendered on every change of the state, for
+        // as long as HTTP is served (so /metrics stays current while work drains).
+        let renders = Arc::new(Renders::new(
+            ctx.shared.clone(),
+            ctx.metrics.clone(),
+            ctx.config.clone(),
+            ctx.clock.clone(),
+        ));
+        http_tracker.spawn(renders.clone().run(http_shutdown.clone()));
+        // Each listener counts its own connections.
+        let main_http = ServeOptions {
+            connections: Default::default(),
+            ..opts.http.clone()
+        };
+        let probe_http = ServeOptions {
+            connections: Default::default(),
+            ..opts.http.clone()
+        };
         let admin = AdminState {
             config: ctx.config.clone(),
             shared: ctx.shared.clone(),
@@ -451,8 +477,14 @@ impl Daemon {
             clock: ctx.clock.clone(),
             headers: Arc::new(opts.headers.clone()),
             web: opts.web.clone(),
+            renders: renders.clone(),
+            connections: main_http.connections.clone(),
         };
-        for (l, routes) in [(Some(listener), Routes::All), (probe, Routes::ProbesOnly)] {
+        let connections = main_http.connections.clone();
+        for (l, routes, http) in [
+            (Some(listener), Routes::All, main_http),
+            (probe, Routes::ProbesOnly, probe_http),
+        ] {
             let Some(l) = l else { continue };
             let admin = admin.clone();
             let handler = move |req| server::handle(admin.clone(), routes, req);
@@ -462,19 +494,10 @@ impl Daemon {
                 _ => None,
             };
             match tls {
-                Some(w) => http_tracker.spawn(httpd::serve_tls(
-                    l,
-                    opts.http.clone(),
-                    http_shutdown.clone(),
-                    w,
-                    handler,
-                )),
-                None => http_tracker.spawn(httpd::serve(
-                    l,
-                    opts.http.clone(),
-                    http_shutdown.clone(),
-                    handler,
-                )),
+                Some(w) => {
+                    http_tracker.spawn(httpd::serve_tls(l, http, http_shutdown.clone(), w, handler))
+                }
+                None => http_tracker.spawn(httpd::serve(l, http, http_shutdown.clone(), handler)),
             };
         }
 
@@ -530,6 +553,8 @@ impl Daemon {
             ctx,
             addr,
             probe_addr,
+            renders,
+            connections,
             shutdown,
             tracker,
             http_shutdown,

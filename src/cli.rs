@@ -240,24 +240,53 @@ pub fn parse_faults(text: &str) -> anyhow::Result<Faults> {
     })
 }
 
-/// Sets up logging on stderr.
-pub fn init_tracing(format: LogFormat, level: Option<&str>) {
+/// Log lines the writer holds while nobody reads stderr; beyond that, lines are dropped
+/// (and counted), never waited for.
+const LOG_BUFFER_LINES: usize = 8_192;
+
+/// The logging set up by [`init_tracing`]: keep it alive for the life of the process, so
+/// that the lines still buffered are written when it ends.
+pub struct Logging {
+    _guard: tracing_appender::non_blocking::WorkerGuard,
+    drops: crate::metrics::LogDrops,
+}
+
+impl Logging {
+    /// Counts the lines dropped because stderr was not read in time.
+    pub fn drops(&self) -> crate::metrics::LogDrops {
+        self.drops.clone()
+    }
+}
+
+/// Sets up logging on stderr, through a bounded, non-blocking writer: a stuck log shipper or
+/// a full pipe costs log lines (counted in `workmail_pat_log_lines_dropped_total`), never the
+/// daemon's progress.
+pub fn init_tracing(format: LogFormat, level: Option<&str>) -> Logging {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
         Some(l) => EnvFilter::new(l),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    // Colours only for a person at a terminal, never in journald or a log file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .lossy(true)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
+    let drops = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, never in journald or a log file.
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        );
+        .with_writer(writer)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Logging {
+        _guard: guard,
+        drops,
     }
 }
 
@@ -301,8 +330,9 @@ fn load_web(path: Option<&Path>) -> Result<Option<Arc<LiveWebConfig>>, u8> {
     }
 }
 
-/// Runs a command; returns the process exit code.
-pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
+/// Runs a command; returns the process exit code. `log_drops` counts the lines the log
+/// writer dropped (see [`init_tracing`]).
+pub async fn execute(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run { config, web_config } => {
             let config = match load(&config) {
@@ -315,6 +345,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             };
             let opts = Options {
                 web,
+                log_drops,
                 ..Default::default()
             };
             app::run(config, Source::Env, opts, shutdown_signal()).await?;
@@ -384,7 +415,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                 Ok(w) => w,
                 Err(code) => return Ok(code),
             };
-            demo(listen, sim_listen, seed, web).await
+            demo(listen, sim_listen, seed, web, log_drops).await
         }
         Command::Sim(args) => {
             let sim = args.build()?;
@@ -657,6 +688,7 @@ async fn demo(
     sim_listen: SocketAddr,
     seed: u64,
     web: Option<Arc<LiveWebConfig>>,
+    log_drops: Option<crate::metrics::LogDrops>,
 ) -> anyhow::Result<u8> {
     let server = demo_sim(seed).start(sim_listen).await?;
     let mut config = Config::parse(DEMO_CONFIG, "config/demo.toml")?;
@@ -672,6 +704,7 @@ async fn demo(
     let opts = Options {
         initial_backoff: Duration::from_millis(50),
         web,
+        log_drops,
         ..Default::default()
     };
     let daemon = app::Daemon::start(config, source, opts).await?;

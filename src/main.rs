@@ -9,8 +9,8 @@ use workmail_pat_monitor::cli::{self, Cli};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_tracing(cli.log_format, cli.log_level.as_deref());
-    match cli::execute(cli).await {
+    let logging = cli::init_tracing(cli.log_format, cli.log_level.as_deref());
+    match cli::execute(cli, Some(logging.drops())).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");

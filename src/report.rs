@@ -8,7 +8,7 @@ use serde::Serialize;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::config::Config;
-use crate::inventory::OwnerState;
+use crate::inventory::{OrgInventory, OwnerState, Token};
 use crate::policy::{self, Verdict};
 use crate::state::OrgStatus;
 
@@ -137,13 +137,13 @@ pub struct Filter {
 }
 
 impl Filter {
+    fn selects(&self, org_id: &str, org_label: &str) -> bool {
+        self.organization
+            .as_ref()
+            .is_none_or(|o| o == org_id || o == org_label)
+    }
+
     fn keep(&self, row: &TokenRow, now: DateTime<Utc>) -> bool {
-        if let Some(o) = &self.organization
-            && o != &row.organization_id
-            && o != &row.organization
-        {
-            return false;
-        }
         if let Some(w) = self.expiring_within {
             let limit = chrono::Duration::from_std(w)
                 .ok()
@@ -176,100 +176,161 @@ pub fn build_filtered(
     now: DateTime<Utc>,
     filter: &Filter,
 ) -> Report {
-    let mut tokens = Vec::new();
-    let mut rows = Vec::new();
-    for st in orgs {
-        if let Some(o) = &filter.organization
-            && o != &st.org.id
-            && o != &st.org.label
-        {
-            continue;
+    let rows = org_rows(orgs, filter);
+    let tokens = sorted_tokens(orgs, filter, now)
+        .into_iter()
+        .map(|(_, st, inv, t)| token_row(config, st, inv, t, now))
+        .filter(|row| filter.keep(row, now))
+        .collect();
+    Report {
+        schema_version: SCHEMA_VERSION,
+        generated_at: now,
+        complete: complete(&rows),
+        organizations: rows,
+        tokens,
+    }
+}
+
+/// Writes the whole report as compact JSON, a row at a time: the same document as
+/// [`build`] serializes to, without ever holding every row in memory.
+pub fn write_json(
+    config: &Config,
+    orgs: &[OrgStatus],
+    now: DateTime<Utc>,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
+    let filter = Filter::default();
+    let rows = org_rows(orgs, &filter);
+    write!(
+        out,
+        "{{\"schema_version\":{SCHEMA_VERSION},\"generated_at\":{},\"complete\":{},\"organizations\":",
+        serde_json::to_string(&now)?,
+        complete(&rows)
+    )?;
+    serde_json::to_writer(&mut out, &rows)?;
+    out.write_all(b",\"tokens\":[")?;
+    let mut first = true;
+    for (_, st, inv, t) in sorted_tokens(orgs, &filter, now) {
+        if !first {
+            out.write_all(b",")?;
         }
-        rows.push(OrgRow {
+        first = false;
+        serde_json::to_writer(&mut out, &token_row(config, st, inv, t, now))?;
+    }
+    out.write_all(b"]}")
+}
+
+fn complete(rows: &[OrgRow]) -> bool {
+    !rows.is_empty() && rows.iter().all(|r| r.up)
+}
+
+fn org_rows(orgs: &[OrgStatus], filter: &Filter) -> Vec<OrgRow> {
+    orgs.iter()
+        .filter(|st| filter.selects(&st.org.id, &st.org.label))
+        .map(|st| OrgRow {
             organization_id: st.org.id.clone(),
             organization: st.org.label.clone(),
             up: st.up,
             scanned_at: st.inventory.as_ref().map(|i| i.scanned_at),
             error: st.last_error.as_ref().map(|e| e.message.clone()),
             tokens: st.inventory.as_ref().map_or(0, |i| i.tokens.len()),
-        });
-        let Some(inv) = &st.inventory else { continue };
-        for t in &inv.tokens {
-            let owner = inv.owner_of(t);
-            let cleanup = if config.cleanup.rules.is_empty() {
-                CleanupVerdict {
-                    status: VerdictStatus::None,
-                    rule: None,
-                    at: None,
-                    excluded_by: None,
-                }
-            } else {
-                let name = |id| Some(config.cleanup.rule(id).name.clone());
-                match policy::verdict(&config.cleanup, inv, t, now) {
-                    Verdict::Eligible { rule, since } => CleanupVerdict {
-                        status: VerdictStatus::Eligible,
-                        rule: name(rule),
-                        at: (since != DateTime::<Utc>::MIN_UTC).then_some(since),
-                        excluded_by: None,
-                    },
-                    Verdict::Upcoming { rule, at } => CleanupVerdict {
-                        status: VerdictStatus::Upcoming,
-                        rule: name(rule),
-                        at: Some(at),
-                        excluded_by: None,
-                    },
-                    Verdict::Excluded { rule, by, .. } => CleanupVerdict {
-                        status: VerdictStatus::Excluded,
-                        rule: name(rule),
-                        at: None,
-                        excluded_by: Some(by.text),
-                    },
-                    Verdict::Never => CleanupVerdict {
-                        status: VerdictStatus::None,
-                        rule: None,
-                        at: None,
-                        excluded_by: None,
-                    },
-                }
-            };
-            let row = TokenRow {
-                organization_id: st.org.id.clone(),
-                organization: st.org.label.clone(),
-                user_id: t.user_id.clone(),
-                user_name: owner.and_then(|o| o.name.clone()),
-                user_email: owner.and_then(|o| o.email.clone()),
-                user_display_name: owner.and_then(|o| o.display_name.clone()),
-                user_state: inv.owner_state(t),
-                identity_provider_user_id: owner.and_then(|o| o.identity_provider_user_id.clone()),
-                token_id: t.id.clone(),
-                token_name: t.name.clone(),
-                scopes: t.scopes.clone(),
-                created: t.created,
-                last_used: t.last_used,
-                expires: t.expires,
-                days_left: t
-                    .expires
-                    .map(|e| ((e - now).num_seconds() as f64 / 8640.0).floor() / 10.0),
-                cleanup,
-            };
-            if filter.keep(&row, now) {
-                tokens.push(row);
-            }
-        }
-    }
-    tokens.sort_by(|a, b| {
-        let key = |r: &TokenRow| r.days_left.unwrap_or(f64::INFINITY);
-        key(a)
-            .total_cmp(&key(b))
-            .then_with(|| a.organization.cmp(&b.organization))
-            .then_with(|| a.token_id.cmp(&b.token_id))
+        })
+        .collect()
+}
+
+/// Days until expiry (negative once expired), to one decimal, rounded down.
+fn days_left(t: &Token, now: DateTime<Utc>) -> Option<f64> {
+    t.expires
+        .map(|e| ((e - now).num_seconds() as f64 / 8640.0).floor() / 10.0)
+}
+
+type Sorted<'a> = (f64, &'a OrgStatus, &'a OrgInventory, &'a Token);
+
+/// The selected organizations' tokens, soonest expiry first, then by organization and id.
+fn sorted_tokens<'a>(
+    orgs: &'a [OrgStatus],
+    filter: &Filter,
+    now: DateTime<Utc>,
+) -> Vec<Sorted<'a>> {
+    let mut out: Vec<Sorted<'a>> = orgs
+        .iter()
+        .filter(|st| filter.selects(&st.org.id, &st.org.label))
+        .filter_map(|st| st.inventory.as_deref().map(|inv| (st, inv)))
+        .flat_map(|(st, inv)| {
+            inv.tokens
+                .iter()
+                .map(move |t| (days_left(t, now).unwrap_or(f64::INFINITY), st, inv, t))
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then_with(|| a.1.org.label.cmp(&b.1.org.label))
+            .then_with(|| a.3.id.cmp(&b.3.id))
     });
-    Report {
-        schema_version: SCHEMA_VERSION,
-        generated_at: now,
-        complete: !rows.is_empty() && rows.iter().all(|r| r.up),
-        organizations: rows,
-        tokens,
+    out
+}
+
+fn token_row(
+    config: &Config,
+    st: &OrgStatus,
+    inv: &OrgInventory,
+    t: &Token,
+    now: DateTime<Utc>,
+) -> TokenRow {
+    let owner = inv.owner_of(t);
+    let cleanup = if config.cleanup.rules.is_empty() {
+        CleanupVerdict {
+            status: VerdictStatus::None,
+            rule: None,
+            at: None,
+            excluded_by: None,
+        }
+    } else {
+        let name = |id| Some(config.cleanup.rule(id).name.clone());
+        match policy::verdict(&config.cleanup, inv, t, now) {
+            Verdict::Eligible { rule, since } => CleanupVerdict {
+                status: VerdictStatus::Eligible,
+                rule: name(rule),
+                at: (since != DateTime::<Utc>::MIN_UTC).then_some(since),
+                excluded_by: None,
+            },
+            Verdict::Upcoming { rule, at } => CleanupVerdict {
+                status: VerdictStatus::Upcoming,
+                rule: name(rule),
+                at: Some(at),
+                excluded_by: None,
+            },
+            Verdict::Excluded { rule, by, .. } => CleanupVerdict {
+                status: VerdictStatus::Excluded,
+                rule: name(rule),
+                at: None,
+                excluded_by: Some(by.text),
+            },
+            Verdict::Never => CleanupVerdict {
+                status: VerdictStatus::None,
+                rule: None,
+                at: None,
+                excluded_by: None,
+            },
+        }
+    };
+    TokenRow {
+        organization_id: st.org.id.clone(),
+        organization: st.org.label.clone(),
+        user_id: t.user_id.clone(),
+        user_name: owner.and_then(|o| o.name.clone()),
+        user_email: owner.and_then(|o| o.email.clone()),
+        user_display_name: owner.and_then(|o| o.display_name.clone()),
+        user_state: inv.owner_state(t),
+        identity_provider_user_id: owner.and_then(|o| o.identity_provider_user_id.clone()),
+        token_id: t.id.clone(),
+        token_name: t.name.clone(),
+        scopes: t.scopes.clone(),
+        created: t.created,
+        last_used: t.last_used,
+        expires: t.expires,
+        days_left: days_left(t, now),
+        cleanup,
     }
 }
 

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 
 use hyper::Request;
-use hyper::body::{Body, Incoming};
+use hyper::body::{Body as _, Incoming};
 
 use crate::config::Config;
-use crate::httpd::{Peer, Resp, respond};
+use crate::httpd::{Body, Peer, Resp, respond};
+use crate::metrics::exposition::Compressed;
 use crate::metrics::{self, Metrics};
+use crate::render::Renders;
 use crate::state::Shared;
 use crate::webconfig::{Auth, LiveWebConfig};
 
@@ -29,6 +31,10 @@ pub struct AdminState {
     /// The web configuration (`--web.config.file`): basic auth and headers of the main
     /// listener.
     pub web: Option<Arc<LiveWebConfig>>,
+    /// The kept bodies of `/metrics`, the tokens API and the status page.
+    pub renders: Arc<Renders>,
+    /// The main listener's open connections.
+    pub connections: crate::httpd::Connections,
 }
 
 /// Which routes a listener serves.
@@ -87,18 +93,51 @@ pub async fn handle(state: AdminState, routes: Routes, req: Request<Incoming>) -
         resp.headers_mut().insert(k.clone(), v.clone());
     }
     if req.method() == http::Method::HEAD {
-        *resp.body_mut() = http_body_util::Full::new(bytes::Bytes::new());
+        *resp.body_mut() = Body::empty();
     }
     resp
 }
 
-/// Renders on the blocking pool: a large inventory takes long enough to render that it must
-/// not hold up the async workers (and with them, the probes).
-async fn blocking(state: &AdminState, f: impl FnOnce(AdminState) -> Resp + Send + 'static) -> Resp {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || f(state))
-        .await
-        .unwrap_or_else(|_| respond(500, "text/plain; charset=utf-8", "internal error\n"))
+/// Whether the client takes a gzip answer (`Accept-Encoding: gzip`, or `*`, not `q=0`).
+fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+/// A kept body (plus `tail`), compressed for clients that take gzip and streamed to the
+/// others.
+fn kept(req: &Request<Incoming>, content_type: &str, body: &Compressed, tail: Vec<u8>) -> Resp {
+    let gzip = accepts_gzip(req.headers());
+    let mut r = if gzip {
+        respond(200, content_type, body.gzip(&tail))
+    } else {
+        respond(200, content_type, body.plain(tail.into()))
+    };
+    let h = r.headers_mut();
+    if gzip {
+        h.insert(
+            http::header::CONTENT_ENCODING,
+            http::HeaderValue::from_static("gzip"),
+        );
+    }
+    h.insert(
+        http::header::VARY,
+        http::HeaderValue::from_static("Accept-Encoding"),
+    );
+    r
 }
 
 async fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> Resp {
@@ -129,19 +168,25 @@ async fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> R
     }
     match path {
         "/metrics" => {
-            blocking(state, |st| {
-                let web = st.web.as_ref().map(|w| w.reload_status());
-                respond(
-                    200,
-                    metrics::CONTENT_TYPE,
-                    st.metrics.render_with_web(&st.shared, web),
-                )
-            })
-            .await
+            let live = state.metrics.live(&metrics::Live {
+                web: state.web.as_ref().map(|w| w.reload_status()),
+                connections: Some(state.connections.open()),
+            });
+            kept(
+                req,
+                metrics::CONTENT_TYPE,
+                &state.renders.exposition().body,
+                live,
+            )
         }
         "/healthz" => respond(200, "text/plain; charset=utf-8", "ok\n"),
         "/readyz" => {
-            if state.shared.ready() {
+            // Ready once every organization had a scan attempt and `/metrics` shows it.
+            let exported = state
+                .shared
+                .ready_generation()
+                .is_some_and(|g| state.renders.exposition_generation() >= g);
+            if state.shared.ready() && exported {
                 respond(200, "text/plain; charset=utf-8", "ready\n")
             } else {
                 respond(
@@ -151,24 +196,13 @@ async fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> R
                 )
             }
         }
-        "/api/v1/tokens" => {
-            blocking(state, |st| {
-                let report =
-                    crate::report::build(&st.config, &st.shared.snapshot(), st.clock.now());
-                respond(
-                    200,
-                    "application/json",
-                    serde_json::to_string_pretty(&report).unwrap_or_default(),
-                )
-            })
-            .await
-        }
-        _ => {
-            blocking(state, |st| {
-                let page = crate::status::render(&st.config, &st.shared.snapshot(), st.clock.now());
-                respond(200, "text/html; charset=utf-8", page)
-            })
-            .await
-        }
+        "/api/v1/tokens" => match state.renders.tokens().await {
+            Some(k) => kept(req, "application/json", &k.body, Vec::new()),
+            None => respond(500, "text/plain; charset=utf-8", "internal error\n"),
+        },
+        _ => match state.renders.status().await {
+            Some(k) => kept(req, "text/html; charset=utf-8", &k.body, Vec::new()),
+            None => respond(500, "text/plain; charset=utf-8", "internal error\n"),
+        },
     }
 }

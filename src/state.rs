@@ -194,6 +194,8 @@ pub struct Shared {
     orgs: Mutex<BTreeMap<String, OrgStatus>>,
     discovered: Mutex<bool>,
     shutting_down: Mutex<bool>,
+    /// The generation at which every organization first had a scan attempt.
+    scanned_once: Mutex<Option<u64>>,
     changed: watch::Sender<u64>,
 }
 
@@ -203,6 +205,7 @@ impl Default for Shared {
             orgs: Mutex::new(BTreeMap::new()),
             discovered: Mutex::new(false),
             shutting_down: Mutex::new(false),
+            scanned_once: Mutex::new(None),
             changed: watch::channel(0).0,
         }
     }
@@ -287,11 +290,25 @@ impl Shared {
         self.bump();
     }
 
-    /// Whether every organization has had a first scan attempt.
+    /// Whether every organization has had a first scan attempt (and shutdown has not
+    /// started).
     pub fn ready(&self) -> bool {
-        !*lock(&self.shutting_down)
-            && *lock(&self.discovered)
-            && lock(&self.orgs).values().all(|s| s.last_attempt.is_some())
+        !*lock(&self.shutting_down) && self.scanned_once()
+    }
+
+    fn scanned_once(&self) -> bool {
+        *lock(&self.discovered) && lock(&self.orgs).values().all(|s| s.last_attempt.is_some())
+    }
+
+    /// The generation at which every organization first had a scan attempt: what the
+    /// exported data must reflect before the daemon is ready.
+    pub fn ready_generation(&self) -> Option<u64> {
+        *lock(&self.scanned_once)
+    }
+
+    /// The generation of the published state: it grows with every change.
+    pub fn generation(&self) -> u64 {
+        *self.changed.borrow()
     }
 
     /// Marks the start of shutdown (readiness turns 503).
@@ -306,6 +323,12 @@ impl Shared {
     }
 
     fn bump(&self) {
-        self.changed.send_modify(|n| *n += 1);
+        let first_round = lock(&self.scanned_once).is_none() && self.scanned_once();
+        self.changed.send_modify(|n| {
+            *n += 1;
+            if first_round {
+                *lock(&self.scanned_once) = Some(*n);
+            }
+        });
     }
 }

@@ -506,7 +506,7 @@ async fn the_daemon_serves_metrics_health_and_readiness() {
         .unwrap();
     let base = format!("http://{}", daemon.addr);
     let daemon_addr = daemon.addr;
-    wait_for_state("the daemon to be ready", &daemon.ctx.shared, |s| s.ready()).await;
+    wait_ready(daemon.addr).await;
     let (status, body) = http_get(&format!("{base}/readyz")).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = http_get(&format!("{base}/metrics")).await;

@@ -108,7 +108,7 @@ async fn a_real_prometheus_scrapes_evaluates_and_alerts() {
         ..Default::default()
     };
     let daemon = Daemon::start(config, source(&server), opts).await.unwrap();
-    wait_for_state("the daemon to be ready", &daemon.ctx.shared, |s| s.ready()).await;
+    wait_ready(daemon.addr).await;
 
     // promtool's linter on the exposition.
     let (_, metrics) = http_get(&format!("http://{}/metrics", daemon.addr)).await;

@@ -157,7 +157,7 @@ async fn http_request_inner(url: &str, method: &str) -> (u16, String) {
 }
 
 /// Decodes a chunked HTTP/1.1 body (chunks may split UTF-8 sequences, so bytes).
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+pub fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
         let size = String::from_utf8_lossy(&rest[..eol]);
@@ -231,6 +231,17 @@ pub async fn wait_for_state(
                 .await
                 .expect("the daemon's state is alive");
         }
+    })
+    .await;
+}
+
+/// Waits until the daemon at `addr` answers `/readyz` with 200: every organization had a
+/// scan attempt and `/metrics` shows it.
+pub async fn wait_ready(addr: std::net::SocketAddr) {
+    let url = format!("http://{addr}/readyz");
+    wait_for_async(&format!("{url} to answer 200"), DEADLINE, async || {
+        // Not listening yet is not ready yet.
+        tokio::net::TcpStream::connect(addr).await.is_ok() && http_get(&url).await.0 == 200
     })
     .await;
 }

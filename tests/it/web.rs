@@ -583,7 +583,7 @@ async fn a_bad_web_config_stops_the_start_with_the_file_and_key_named() {
         &web_yml,
     ];
     let cli = <Cli as clap::Parser>::try_parse_from(args).unwrap();
-    let code = tokio::time::timeout(GUARD, cli::execute(cli))
+    let code = tokio::time::timeout(GUARD, cli::execute(cli, None))
         .await
         .expect("run returns at once")
         .unwrap();
