@@ -220,9 +220,10 @@ unused_for = "180d"
     std::thread::sleep(Duration::from_secs(3));
     let idle_kib = status_kib(pid, "VmRSS:");
     println!(
-        "{total_tokens} tokens ({orgs} organizations x {tokens_per_org}): idle RSS {} MiB = {:.2} KiB per token",
+        "{total_tokens} tokens ({orgs} organizations x {tokens_per_org}): idle RSS {} MiB = {:.2} KiB per token; peak so far (first scan, render, a scrape) {} MiB",
         idle_kib / 1024,
-        idle_kib as f64 / total_tokens as f64
+        idle_kib as f64 / total_tokens as f64,
+        status_kib(pid, "VmHWM:") / 1024
     );
 
     let plain = get(&addr, "/metrics", false, false);

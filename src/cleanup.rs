@@ -216,8 +216,14 @@ impl Cleaner<'_> {
                 continue;
             }
             let span = tracing::info_span!("organization", organization = %inv.org.label);
-            let actions = self
-                .run_org(&mut run, inv, plan, &approval, now, budget)
+            let mut published = CleanupRun {
+                at: now,
+                mode: approval.mode,
+                candidates: BTreeMap::new(),
+                actions: Vec::new(),
+                counts: BTreeMap::new(),
+            };
+            self.run_org(&mut run, inv, plan, &approval, now, budget, &mut published)
                 .instrument(span)
                 .await;
             let mut candidates: BTreeMap<String, u64> = self
@@ -232,15 +238,8 @@ impl Cleaner<'_> {
                     .entry(self.config.cleanup.rule(c.rule).name.clone())
                     .or_default() += 1;
             }
-            self.shared.cleanup_ran(
-                &inv.org.id,
-                CleanupRun {
-                    at: now,
-                    mode: approval.mode,
-                    candidates,
-                    actions,
-                },
-            );
+            published.candidates = candidates;
+            self.shared.cleanup_ran(&inv.org.id, published);
             if run.summary.aborted.is_some() {
                 break;
             }
@@ -279,6 +278,7 @@ impl Cleaner<'_> {
     }
 
     /// Decides, and records, every token of one organization that a rule names now.
+    #[allow(clippy::too_many_arguments)]
     async fn run_org(
         &self,
         run: &mut Run<'_>,
@@ -287,17 +287,18 @@ impl Cleaner<'_> {
         approval: &policy::OrgApproval,
         now: DateTime<Utc>,
         budget: Budget,
-    ) -> Vec<ActionRecord> {
+        published: &mut CleanupRun,
+    ) {
         let mode = approval.mode;
-        let mut actions = Vec::new();
         let rule_name = |id| self.config.cleanup.rule(id).name.as_str();
         let mut decisions: Vec<Decision<'_>> = Vec::new();
         for p in &plan.protected {
+            let token = &inv.tokens[p.index];
             decisions.push(Decision {
                 org: &inv.org,
                 mode,
-                token: &p.token,
-                owner: p.owner.as_ref(),
+                token,
+                owner: inv.owner_of(token),
                 rule: rule_name(p.rule),
                 action: Action::Excluded,
                 reason: p.by.reason(),
@@ -305,11 +306,12 @@ impl Cleaner<'_> {
             });
         }
         for (c, hit) in &approval.held {
+            let token = c.token(inv);
             decisions.push(Decision {
                 org: &inv.org,
                 mode,
-                token: &c.token,
-                owner: c.owner.as_ref(),
+                token,
+                owner: inv.owner_of(token),
                 rule: rule_name(c.rule),
                 action: Action::SkippedLimit,
                 reason: match hit {
@@ -332,9 +334,9 @@ impl Cleaner<'_> {
             });
         }
         for d in decisions {
-            if let Err(e) = self.record(run, &d, &mut actions) {
+            if let Err(e) = self.record(run, &d, Some(published)) {
                 run.summary.aborted = Some(e);
-                return actions;
+                return;
             }
         }
         for approved in &approval.approved {
@@ -342,12 +344,11 @@ impl Cleaner<'_> {
                 run.summary.aborted = Some("shutdown".to_owned());
                 break;
             }
-            let cand = approved.candidate();
-            let rule = rule_name(cand.rule);
+            let rule = rule_name(approved.rule());
             let out = match self.check(approved, now).await {
                 Checked::Done(out) => out,
                 Checked::StillMatches(found) => {
-                    self.act(run, &inv.org, approved, mode, found, &mut actions)
+                    self.act(run, &inv.org, approved, mode, found, published)
                         .await
                 }
             };
@@ -355,19 +356,18 @@ impl Cleaner<'_> {
             let d = Decision {
                 org: &inv.org,
                 mode,
-                token: out.token.as_ref().unwrap_or(&cand.token),
-                owner: out.owner.as_ref().or(cand.owner.as_ref()),
+                token: out.token.as_ref().unwrap_or(approved.token()),
+                owner: out.owner.as_ref().or(approved.owner()),
                 rule,
                 action: out.action,
                 reason: out.reason,
                 reconciled: false,
             };
-            if let Err(e) = self.record(run, &d, &mut actions) {
+            if let Err(e) = self.record(run, &d, Some(published)) {
                 run.summary.aborted = Some(e);
                 break;
             }
         }
-        actions
     }
 
     /// Deletes (enforce) or reports (dry-run) a token whose rule still matches. In enforce,
@@ -379,7 +379,7 @@ impl Cleaner<'_> {
         approved: &Approved,
         mode: CleanupMode,
         found: Found,
-        actions: &mut Vec<ActionRecord>,
+        published: &mut CleanupRun,
     ) -> Outcome {
         let Found { token, owner, why } = found;
         let with = |action, reason: String| Outcome {
@@ -405,12 +405,12 @@ impl Cleaner<'_> {
             mode,
             token: &token,
             owner: owner.as_ref(),
-            rule: &self.config.cleanup.rule(approved.candidate().rule).name,
+            rule: &self.config.cleanup.rule(approved.rule()).name,
             action: Action::Intent,
             reason: why.clone(),
             reconciled: false,
         };
-        if let Err(e) = self.record(run, &intent, actions) {
+        if let Err(e) = self.record(run, &intent, Some(published)) {
             run.summary.aborted = Some(e.clone());
             return with(
                 Action::Failed,
@@ -433,15 +433,15 @@ impl Cleaner<'_> {
     /// owner, knows at least what the scan knew, no exclusion protects it, and its rule still
     /// matches at `now`.
     async fn check(&self, approved: &Approved, now: DateTime<Utc>) -> Checked {
-        let cand = approved.candidate();
-        let rule = self.config.cleanup.rule(cand.rule);
+        let scanned = approved.token();
+        let rule = self.config.cleanup.rule(approved.rule());
         let Some(client) = self.clients.get(approved.org_id()) else {
             return Checked::Done(Outcome::new(
                 Action::Failed,
                 "no client for the organization",
             ));
         };
-        let fresh = match client.get_token(approved.org_id(), &cand.token.id).await {
+        let fresh = match client.get_token(approved.org_id(), &scanned.id).await {
             Ok(Some(t)) => t,
             Ok(None) => {
                 return Checked::Done(Outcome::new(
@@ -464,13 +464,13 @@ impl Cleaner<'_> {
                 owner: None,
             })
         };
-        if fresh.user_id != cand.token.user_id {
+        if fresh.user_id != scanned.user_id {
             return changed("the token's owner changed since the scan");
         }
         // A re-read that knows less than the scan did is no basis for deleting.
-        let lost = (cand.token.last_used.is_some() && fresh.last_used.is_none())
-            || (cand.token.created.is_some() && fresh.created.is_none())
-            || (cand.token.expires.is_some() && fresh.expires.is_none());
+        let lost = (scanned.last_used.is_some() && fresh.last_used.is_none())
+            || (scanned.created.is_some() && fresh.created.is_none())
+            || (scanned.expires.is_some() && fresh.expires.is_none());
         if lost {
             return changed("the service no longer reports a date it reported at the scan");
         }
@@ -491,7 +491,7 @@ impl Cleaner<'_> {
                 }
             }
         } else {
-            cand.owner.clone()
+            approved.owner().cloned()
         };
         if let Some(by) = policy::exclusion(&self.config.cleanup, &fresh, owner.as_ref()) {
             return Checked::Done(Outcome {
@@ -596,7 +596,7 @@ impl Cleaner<'_> {
                 reason,
                 reconciled: true,
             };
-            self.record(run, &d, &mut Vec::new())?;
+            self.record(run, &d, None)?;
             run.summary.reconciled += 1;
         }
         Ok(())
@@ -608,7 +608,7 @@ impl Cleaner<'_> {
         &self,
         run: &mut Run<'_>,
         d: &Decision<'_>,
-        actions: &mut Vec<ActionRecord>,
+        published: Option<&mut CleanupRun>,
     ) -> Result<(), String> {
         let record = Record {
             timestamp: self.clock.now(),
@@ -694,14 +694,16 @@ impl Cleaner<'_> {
             d.action,
         );
         *run.summary.actions.entry(d.action).or_default() += 1;
-        actions.push(ActionRecord {
-            token_id: record.token_id,
-            token_name: record.token_name,
-            user_id: record.user_id,
-            rule: record.rule,
-            action: d.action,
-            reason: record.reason,
-        });
+        if let Some(p) = published {
+            p.keep(ActionRecord {
+                token_id: record.token_id,
+                token_name: record.token_name,
+                user_id: record.user_id,
+                rule: record.rule,
+                action: d.action,
+                reason: record.reason,
+            });
+        }
         written.map_err(|e| e.to_string())
     }
 }

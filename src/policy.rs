@@ -221,26 +221,31 @@ pub fn exclusion(
     None
 }
 
-/// A token the policy would delete now.
-#[derive(Debug, Clone, PartialEq)]
+/// A token the policy would delete now. Candidates name their token by its position in the
+/// inventory they were planned from (a plan is published and used with that inventory), so
+/// that a plan of many candidates costs no copies.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
-    /// The token.
-    pub token: Token,
-    /// Its owner as scanned.
-    pub owner: Option<Owner>,
+    /// The token's position in the inventory.
+    pub index: usize,
     /// The rule.
     pub rule: RuleId,
     /// When it became eligible.
     pub since: DateTime<Utc>,
 }
 
-/// A token a rule names but an exclusion protects.
+impl Candidate {
+    /// The token, in the inventory the plan was made from.
+    pub fn token<'a>(&self, inv: &'a OrgInventory) -> &'a Token {
+        &inv.tokens[self.index]
+    }
+}
+
+/// A token a rule names but an exclusion protects (or holds).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Protected {
-    /// The token.
-    pub token: Token,
-    /// Its owner.
-    pub owner: Option<Owner>,
+    /// The token's position in the inventory.
+    pub index: usize,
     /// The rule.
     pub rule: RuleId,
     /// The exclusion.
@@ -248,10 +253,10 @@ pub struct Protected {
 }
 
 /// A token that becomes eligible within `warn_before`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pending {
-    /// Token id.
-    pub token_id: String,
+    /// The token's position in the inventory.
+    pub index: usize,
     /// The rule.
     pub rule: RuleId,
     /// When it becomes eligible.
@@ -278,37 +283,27 @@ pub fn plan(cleanup: &CleanupConfig, inv: &OrgInventory, now: DateTime<Utc>) -> 
         total_tokens: inv.tokens.len(),
         ..Default::default()
     };
-    for token in &inv.tokens {
+    for (index, token) in inv.tokens.iter().enumerate() {
         match verdict(cleanup, inv, token, now) {
-            Verdict::Eligible { rule, since } => out.candidates.push(Candidate {
-                token: token.clone(),
-                owner: inv.owner_of(token).cloned(),
-                rule,
-                since,
-            }),
-            Verdict::Upcoming { rule, at } if at - now <= warn => out.pending.push(Pending {
-                token_id: token.id.clone(),
-                rule,
-                at,
-            }),
+            Verdict::Eligible { rule, since } => {
+                out.candidates.push(Candidate { index, rule, since })
+            }
+            Verdict::Upcoming { rule, at } if at - now <= warn => {
+                out.pending.push(Pending { index, rule, at })
+            }
             // Only a protection that matters now is worth a decision record.
             Verdict::Excluded {
                 rule,
                 by,
                 now: true,
-            } => out.protected.push(Protected {
-                token: token.clone(),
-                owner: inv.owner_of(token).cloned(),
-                rule,
-                by,
-            }),
+            } => out.protected.push(Protected { index, rule, by }),
             Verdict::Upcoming { .. } | Verdict::Excluded { .. } | Verdict::Never => {}
         }
     }
     out.candidates.sort_by(|a, b| {
         a.since
             .cmp(&b.since)
-            .then_with(|| a.token.id.cmp(&b.token.id))
+            .then_with(|| a.token(inv).id.cmp(&b.token(inv).id))
     });
     out
 }
@@ -319,7 +314,10 @@ pub fn plan(cleanup: &CleanupConfig, inv: &OrgInventory, now: DateTime<Utc>) -> 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Approved {
     org_id: String,
-    candidate: Candidate,
+    token: Token,
+    owner: Option<Owner>,
+    rule: RuleId,
+    since: DateTime<Utc>,
 }
 
 impl Approved {
@@ -328,9 +326,24 @@ impl Approved {
         &self.org_id
     }
 
-    /// The candidate: the token (as scanned), its owner, the rule.
-    pub fn candidate(&self) -> &Candidate {
-        &self.candidate
+    /// The token, as scanned.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// Its owner, as scanned.
+    pub fn owner(&self) -> Option<&Owner> {
+        self.owner.as_ref()
+    }
+
+    /// The rule that names it.
+    pub fn rule(&self) -> RuleId {
+        self.rule
+    }
+
+    /// When it became eligible.
+    pub fn since(&self) -> DateTime<Utc> {
+        self.since
     }
 }
 
@@ -407,7 +420,7 @@ pub fn approve(
             approval.held = plan
                 .candidates
                 .iter()
-                .map(|cand| (cand.clone(), LimitHit::Percent))
+                .map(|cand| (*cand, LimitHit::Percent))
                 .collect();
             out.push(approval);
             continue;
@@ -422,15 +435,19 @@ pub fn approve(
                 None
             };
             if let Some(hit) = hit {
-                approval.held.push((cand.clone(), hit));
+                approval.held.push((*cand, hit));
                 continue;
             }
             left -= 1;
             org_left -= 1;
             day_left -= 1;
+            let token = cand.token(inv);
             approval.approved.push(Approved {
                 org_id: org_id.clone(),
-                candidate: cand.clone(),
+                token: token.clone(),
+                owner: inv.owner_of(token).cloned(),
+                rule: cand.rule,
+                since: cand.since,
             });
         }
         out.push(approval);
@@ -724,7 +741,11 @@ mod tests {
         let inv = inventory(vec![stale, live], vec![owner(OwnerState::Enabled, None)]);
         let cfg = config("");
         let p = plan(&cfg.cleanup, &inv, now());
-        let ids: Vec<&str> = p.candidates.iter().map(|c| c.token.id.as_str()).collect();
+        let ids: Vec<&str> = p
+            .candidates
+            .iter()
+            .map(|c| c.token(&inv).id.as_str())
+            .collect();
         assert_eq!(ids, ["stale"]);
     }
 
@@ -762,7 +783,11 @@ mod tests {
         later.id = "later".into();
         let inv = inventory(vec![soon, later], vec![owner(OwnerState::Enabled, None)]);
         let p = plan(&config("warn_before = \"7d\"").cleanup, &inv, now());
-        let ids: Vec<&str> = p.pending.iter().map(|c| c.token_id.as_str()).collect();
+        let ids: Vec<&str> = p
+            .pending
+            .iter()
+            .map(|c| inv.tokens[c.index].id.as_str())
+            .collect();
         assert_eq!(ids, ["soon"]);
         assert_eq!(p.pending[0].at, ago(85) + chrono::Duration::days(90));
     }
@@ -1085,7 +1110,13 @@ mod tests {
             // organization and the token.
             for (ap, cand) in a[0].approved.iter().zip(&p.candidates) {
                 assert_eq!(ap.org_id(), inv.org.id, "case: {case}");
-                assert_eq!(ap.candidate(), cand, "case: {case}");
+                assert_eq!(ap.token(), cand.token(&inv), "case: {case}");
+                assert_eq!(ap.owner(), inv.owner_of(cand.token(&inv)), "case: {case}");
+                assert_eq!(
+                    (ap.rule(), ap.since()),
+                    (cand.rule, cand.since),
+                    "case: {case}"
+                );
             }
         }
         // The organization's percent overrides the global one, both ways.
@@ -1303,7 +1334,7 @@ mod tests {
                 prop_assert!(p.candidates.is_empty(), "protected, yet a candidate: {:?}", p.candidates);
             }
             for c in &p.candidates {
-                prop_assert!(p_full.candidates.iter().any(|f| f.token.id == c.token.id));
+                prop_assert!(p_full.candidates.iter().any(|f| f.index == c.index));
             }
             let a = approve(&cfg, &[(&degraded, &p)], Budget { day_left: u32::MAX });
             if protected {
@@ -1334,12 +1365,13 @@ mod tests {
             cfg.cleanup.max_deletions_percent = percent;
             let p = plan(&cfg.cleanup, &inv, now());
             for c in &p.candidates {
-                let owner = inv.owner_of(&c.token);
-                prop_assert!(exclusion(&cfg.cleanup, &c.token, owner).is_none());
-                prop_assert!(!c.token.name.as_deref().unwrap_or("x").contains('x'));
+                let token = c.token(&inv);
+                let owner = inv.owner_of(token);
+                prop_assert!(exclusion(&cfg.cleanup, token, owner).is_none());
+                prop_assert!(!token.name.as_deref().unwrap_or("x").contains('x'));
                 // A token used within unused_for never matches that rule.
                 if cfg.cleanup.rule(c.rule).name == "unused" {
-                    let last = c.token.last_activity().unwrap();
+                    let last = token.last_activity().unwrap();
                     prop_assert!(now() - last >= chrono::Duration::days(90));
                 }
             }

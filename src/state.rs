@@ -142,8 +142,39 @@ pub struct CleanupRun {
     pub mode: crate::config::CleanupMode,
     /// Candidates per rule at the run.
     pub candidates: BTreeMap<String, u64>,
-    /// Every decision of the run.
+    /// The decisions of the run: every one that acted or tried to (deleted, would_delete,
+    /// failed, unconfirmed, skipped_changed, already_gone), and the first
+    /// [`ROUTINE_DECISIONS_KEPT`] of the routine ones (excluded, skipped_limit); the ledger
+    /// has them all.
     pub actions: Vec<ActionRecord>,
+    /// How many decisions of each kind the run made.
+    pub counts: BTreeMap<crate::ledger::Action, u64>,
+}
+
+/// Routine decisions (excluded, skipped_limit) a published run keeps per organization: a
+/// percent guard that holds 40,000 candidates must not keep 40,000 records in memory.
+pub const ROUTINE_DECISIONS_KEPT: usize = 100;
+
+impl CleanupRun {
+    /// Keeps one decision, as [`CleanupRun::actions`] says.
+    pub fn keep(&mut self, record: ActionRecord) {
+        use crate::ledger::Action;
+        *self.counts.entry(record.action).or_default() += 1;
+        let routine = matches!(record.action, Action::Excluded | Action::SkippedLimit);
+        let kept = self
+            .actions
+            .iter()
+            .filter(|a| matches!(a.action, Action::Excluded | Action::SkippedLimit))
+            .count();
+        if !routine || kept < ROUTINE_DECISIONS_KEPT {
+            self.actions.push(record);
+        }
+    }
+
+    /// Decisions made but not kept in [`CleanupRun::actions`].
+    pub fn omitted(&self) -> u64 {
+        self.counts.values().sum::<u64>() - self.actions.len() as u64
+    }
 }
 
 /// Everything published about one organization.

@@ -303,6 +303,19 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
                     escape(&a.reason),
                 );
             }
+            let shown = run.actions.len().min(ROWS) as u64;
+            let total: u64 = run.counts.values().sum();
+            if total > shown {
+                let counts: Vec<String> =
+                    run.counts.iter().map(|(a, n)| format!("{a}={n}")).collect();
+                let _ = write!(
+                    out,
+                    "<tr><td colspan=\"7\" class=\"empty\">{}: {} more decisions ({}); the ledger (<code>cleanup.audit_log</code>) has each one.</td></tr>",
+                    escape(&st.org.label),
+                    total - shown,
+                    counts.join(", ")
+                );
+            }
         }
         if !any {
             out.push_str("<tr><td colspan=\"7\" class=\"empty\">No cleanup run yet.</td></tr>");

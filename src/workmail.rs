@@ -513,7 +513,7 @@ impl WorkMail {
         self.client
             .delete_personal_access_token()
             .organization_id(approved.org_id())
-            .personal_access_token_id(&approved.candidate().token.id)
+            .personal_access_token_id(&approved.token().id)
             .send()
             .await
             .map(|_| ())

@@ -17,9 +17,10 @@ use flate2::{Compression, Decompress, FlushDecompress};
 
 use crate::httpd::Body;
 
-/// The gzip compression level: fast, and at the size of our text about as small as the
-/// default (the exposition repeats its labels line after line).
-const LEVEL: Compression = Compression::new(3);
+/// The compression level. A body is compressed once per snapshot and sent many times, so
+/// the size matters more than the time: level 6 (zlib's default) keeps the exposition
+/// within about 15% of its text, at about 20 ms of CPU per MB rendered.
+const LEVEL: Compression = Compression::new(6);
 
 /// How much an identity response inflates at a time.
 const CHUNK: usize = 256 * 1024;
@@ -52,22 +53,34 @@ impl Default for Compressed {
     }
 }
 
-/// Counts and checksums what is written through it, into a compressor.
+/// Counts and checksums what is written through it, into a compressor. Writes are
+/// gathered first: the text writers write a few bytes at a time, and a compressor called
+/// that often is many times slower.
 pub struct Sink {
     enc: DeflateEncoder<Vec<u8>>,
+    buf: Vec<u8>,
     crc: crc32fast::Hasher,
     len: u64,
 }
 
+/// How much [`Sink`] gathers before it compresses.
+const GATHER: usize = 64 * 1024;
+
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.enc.write(buf)?;
-        self.crc.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
+        self.crc.update(buf);
+        self.len += buf.len() as u64;
+        self.buf.extend_from_slice(buf);
+        if self.buf.len() >= GATHER {
+            self.enc.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.enc.write_all(&self.buf)?;
+        self.buf.clear();
         self.enc.flush()
     }
 }
@@ -77,13 +90,14 @@ impl Compressed {
     pub fn render(write: impl FnOnce(&mut Sink) -> io::Result<()>) -> io::Result<Self> {
         let mut sink = Sink {
             enc: DeflateEncoder::new(Vec::new(), LEVEL),
+            buf: Vec::with_capacity(GATHER),
             crc: crc32fast::Hasher::new(),
             len: 0,
         };
         write(&mut sink)?;
         // A sync flush ends the stream on a byte boundary without a final block, so that
         // another stream can follow it.
-        sink.enc.flush()?;
+        sink.flush()?;
         let deflate = std::mem::take(sink.enc.get_mut());
         Ok(Self {
             deflate: deflate.into(),

@@ -244,9 +244,9 @@ fn token_labels<'a>(
 ) {
     out.clear();
     out.extend(org_labels(st));
+    // The owner's labels next to each other, before the token's: consecutive series of one
+    // owner then share a long run of text, which the compressed exposition pays for once.
     out.push(("user_id", t.user_id.as_str()));
-    out.push(("token_id", t.id.as_str()));
-    out.push(("token_name", t.name.as_deref().unwrap_or_default()));
     let owner = inv.owner_of(t);
     for ul in &config.metrics.user_labels {
         let v = owner.and_then(|o| match ul {
@@ -256,6 +256,15 @@ fn token_labels<'a>(
         });
         out.push((ul.label(), v.unwrap_or_default()));
     }
+    out.push(("token_id", t.id.as_str()));
+    out.push(("token_name", t.name.as_deref().unwrap_or_default()));
+}
+
+/// An organization's tokens by owner, then id: the order of the per-token series.
+fn by_owner(inv: &OrgInventory) -> Vec<&Token> {
+    let mut v: Vec<&Token> = inv.tokens.iter().collect();
+    v.sort_by(|a, b| a.user_id.cmp(&b.user_id).then_with(|| a.id.cmp(&b.id)));
+    v
 }
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> f64 {
@@ -290,11 +299,14 @@ fn write_state<W: Write>(
                 |t| t.last_used.map(ts),
             ),
         ];
+        let ordered: Vec<(&OrgStatus, &OrgInventory, Vec<&Token>)> = inventories(orgs)
+            .map(|(st, inv)| (st, inv, by_owner(inv)))
+            .collect();
         let mut labels = Vec::new();
         for (name, help, value) in &per_token {
             w.gauge_family(name, help);
-            for (st, inv) in inventories(orgs) {
-                for t in &inv.tokens {
+            for (st, inv, tokens) in &ordered {
+                for t in tokens {
                     if let Some(v) = value(t) {
                         token_labels(config, st, inv, t, &mut labels);
                         w.sample(name, &labels, v)?;
@@ -307,8 +319,8 @@ fn write_state<W: Write>(
             name,
             &format!("One series per token, with its owner's state and its scopes. {REFRESH}"),
         );
-        for (st, inv) in inventories(orgs) {
-            for t in &inv.tokens {
+        for (st, inv, tokens) in &ordered {
+            for t in tokens {
                 token_labels(config, st, inv, t, &mut labels);
                 let scopes = t.scopes.join(",");
                 let mut l = labels.clone();
@@ -492,21 +504,13 @@ fn write_state<W: Write>(
         let mut labels = Vec::new();
         for (st, inv) in inventories(orgs) {
             let Some(plan) = &st.plan else { continue };
-            let by_id: std::collections::HashMap<&str, &Token> =
-                inv.tokens.iter().map(|t| (t.id.as_str(), t)).collect();
-            let eligible_now = plan
-                .candidates
-                .iter()
-                .map(|c| (c.token.id.as_str(), c.rule, c.since));
-            let soon = plan
-                .pending
-                .iter()
-                .map(|p| (p.token_id.as_str(), p.rule, p.at));
+            let eligible_now = plan.candidates.iter().map(|c| (c.index, c.rule, c.since));
+            let soon = plan.pending.iter().map(|p| (p.index, p.rule, p.at));
             let known = eligible_now
                 .chain(soon)
                 .filter(|(_, _, at)| *at != chrono::DateTime::<chrono::Utc>::MIN_UTC);
-            for (id, rule, at) in known {
-                if let Some(t) = by_id.get(id) {
+            for (index, rule, at) in known {
+                if let Some(t) = inv.tokens.get(index) {
                     token_labels(config, st, inv, t, &mut labels);
                     labels.push(("rule", &config.cleanup.rule(rule).name));
                     w.sample(name, &labels, ts(at))?;
