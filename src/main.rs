@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use workmail_pat_monitor::cli::{self, Cli};
 
+// jemalloc gives memory back to the system a few seconds after it is freed: without it the
+// heap keeps the high-water mark of every rescan (an old and a new inventory at once) for
+// good.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
