@@ -201,8 +201,11 @@ impl Context {
                     Err(e) => {
                         // One failing region must not take the others (or the configured
                         // organizations) down: keep what it last listed.
-                        tracing::error!(region = %region, error = %e, "discovery failed; keeping the organizations it found last time");
-                        failures.push(format!("discovery in {region}: {e}"));
+                        tracing::error!(region = %region, error = %e, hint = e.hint.as_deref().unwrap_or(""), "discovery failed; keeping the organizations it found last time");
+                        failures.push(match &e.hint {
+                            Some(h) => format!("discovery in {region}: {e}\n  hint: {h}"),
+                            None => format!("discovery in {region}: {e}"),
+                        });
                         self.discovered
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -357,12 +360,30 @@ impl Context {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(organization = %org.label, kind = e.kind(), error = %e, "scan failed; keeping the last complete data");
+                match e.hint() {
+                    Some(hint) => tracing::warn!(
+                        organization = %org.label,
+                        kind = e.kind(),
+                        error = %e,
+                        hint,
+                        "scan failed; keeping the last complete data"
+                    ),
+                    None => tracing::warn!(
+                        organization = %org.label,
+                        kind = e.kind(),
+                        error = %e,
+                        "scan failed; keeping the last complete data"
+                    ),
+                }
+                if let ScanError::Api(api) = &e {
+                    tracing::debug!(organization = %org.label, detail = %api.detail, "scan failure in full");
+                }
                 self.shared.scan_failed(
                     org,
                     ScanFailure {
                         kind: e.kind(),
                         message: e.to_string(),
+                        hint: e.hint().map(str::to_owned),
                         at: self.clock.now(),
                     },
                     duration,
@@ -396,6 +417,71 @@ impl Context {
             cancel,
             clock: &self.clock,
         }
+    }
+}
+
+/// What `check-config --scan` found before scanning: the credentials, and each permission
+/// the configuration needs.
+pub struct Preflight {
+    /// Where the credentials came from, or why there are none.
+    pub credentials: Result<crate::workmail::CredentialsSource, String>,
+    /// The default region of the AWS chain.
+    pub default_region: Option<String>,
+    /// `ListOrganizations` per discovery region.
+    pub discovery: Vec<(String, crate::workmail::Permission)>,
+    /// Each organization's permissions.
+    pub orgs: Vec<(OrgRef, Vec<crate::workmail::Permission>)>,
+}
+
+impl Preflight {
+    /// Whether everything the configuration needs is allowed.
+    pub fn passed(&self) -> bool {
+        self.credentials.is_ok()
+            && self.discovery.iter().all(|(_, p)| !p.fails())
+            && self.orgs.iter().flat_map(|(_, ps)| ps).all(|p| !p.fails())
+    }
+}
+
+impl Context {
+    /// Resolves the organizations and tries, with calls that change nothing, every
+    /// permission the configuration needs.
+    pub async fn preflight(&self) -> anyhow::Result<Preflight> {
+        use crate::config::{CleanupMode, OwnerLookup};
+        let credentials = self.factory.credentials_source().await;
+        let mut discovery = Vec::new();
+        if let Some(d) = &self.config.discovery {
+            let role = d.role_arn.as_deref().map(|r| (r, d.external_id.as_deref()));
+            for region in &d.regions {
+                let client = self
+                    .factory
+                    .client(Some(region), role, &format!("discovery-{region}"))
+                    .await;
+                discovery.push((region.clone(), client.preflight_discovery().await));
+            }
+        }
+        let orgs = self.resolve_orgs().await?;
+        let lookup = self.config.scan.owner_lookup;
+        let mut out = Vec::new();
+        for org in orgs {
+            let Some(client) = self.clients().get(&org.id).cloned() else {
+                continue;
+            };
+            let mode = self.config.cleanup_mode(&org.id);
+            let needs = crate::workmail::Needs {
+                describe_user: lookup != OwnerLookup::List,
+                list_users: lookup != OwnerLookup::Describe,
+                cleanup: mode != CleanupMode::Off && !self.config.cleanup.rules.is_empty(),
+                delete: mode == CleanupMode::Enforce,
+            };
+            let permissions = client.preflight(&org.id, needs).await;
+            out.push((org, permissions));
+        }
+        Ok(Preflight {
+            credentials,
+            default_region: self.factory.default_region(),
+            discovery,
+            orgs: out,
+        })
     }
 }
 
@@ -650,17 +736,7 @@ async fn cleanup_loop(ctx: Context, ledger: Option<Ledger>, cancel: Cancellation
             })
         };
         match run.await {
-            Ok((held, summary)) => {
-                ledger = Some(held);
-                tracing::info!(
-                    actions = %summary.counts(),
-                    reconciled = summary.reconciled,
-                    unreconciled = summary.unreconciled,
-                    skipped_orgs = summary.skipped_orgs.len(),
-                    aborted = summary.aborted.as_deref().unwrap_or(""),
-                    "cleanup run complete"
-                );
-            }
+            Ok((held, _summary)) => ledger = Some(held),
             Err(e) => {
                 ctx.metrics.internal_error();
                 tracing::error!(
@@ -700,7 +776,7 @@ pub async fn run(
 /// Result of `once`.
 pub struct OnceOutcome {
     /// Organizations and whether each scan completed.
-    pub scans: Vec<(OrgRef, Result<(), String>)>,
+    pub scans: Vec<(OrgRef, Result<(), ScanError>)>,
     /// The cleanup run, when cleanup is configured (and no signal came first).
     pub cleanup: Option<RunSummary>,
     /// Discovery regions that could not be listed.
@@ -736,10 +812,7 @@ pub async fn once(
         let ctx = ctx.clone();
         let progress = progress.clone();
         set.spawn(async move {
-            let r = ctx
-                .scan_and_publish(&org, progress)
-                .await
-                .map_err(|e| e.to_string());
+            let r = ctx.scan_and_publish(&org, progress).await;
             (org, r)
         });
     }
@@ -763,7 +836,10 @@ pub async fn once(
     }
     for org in orgs {
         if !scans.iter().any(|(o, _)| o.id == org.id) {
-            scans.push((org, Err("interrupted by a signal".to_owned())));
+            scans.push((
+                org,
+                Err(ScanError::Internal("interrupted by a signal".to_owned())),
+            ));
         }
     }
     scans.sort_by(|a, b| a.0.cmp(&b.0));

@@ -37,6 +37,8 @@ pub struct RunSummary {
     pub skipped_orgs: Vec<String>,
     /// Set when the run stopped early (the ledger locked or unwritable, or shutdown).
     pub aborted: Option<String>,
+    /// The first failed or unconfirmed decision, in words, for the run's summary line.
+    pub first_failure: Option<String>,
 }
 
 impl RunSummary {
@@ -140,7 +142,9 @@ struct Run<'l> {
 }
 
 impl Cleaner<'_> {
-    /// One cleanup run at `now`, recording into `ledger` (required to delete).
+    /// One cleanup run at `now`, recording into `ledger` (required to delete). Each
+    /// decision is in the ledger and at DEBUG; the run ends with one summary line, at INFO,
+    /// or at WARN when it needs attention.
     pub async fn run(&self, ledger: Option<&mut Ledger>, now: DateTime<Utc>) -> RunSummary {
         // Readable, and unique within the process (runs of the same second differ).
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -151,7 +155,31 @@ impl Cleaner<'_> {
             std::process::id()
         );
         let span = tracing::info_span!("cleanup_run", run_id = %id);
-        self.run_inner(ledger, now, id).instrument(span).await
+        let summary = self
+            .run_inner(ledger, now, id)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        let (reconciled, unreconciled) = (summary.reconciled, summary.unreconciled);
+        let aborted = summary.aborted.as_deref().unwrap_or("");
+        if summary.needs_attention() {
+            tracing::warn!(
+                actions = %summary.counts(),
+                reconciled,
+                unreconciled,
+                aborted,
+                first_failure = summary.first_failure.as_deref().unwrap_or(""),
+                "cleanup run needs attention"
+            );
+        } else {
+            tracing::info!(
+                actions = %summary.counts(),
+                reconciled,
+                skipped_orgs = summary.skipped_orgs.len(),
+                "cleanup run complete"
+            );
+        }
+        summary
     }
 
     async fn run_inner(
@@ -422,10 +450,11 @@ impl Cleaner<'_> {
             Err(e) if e.outcome_unknown() => with(
                 Action::Unconfirmed,
                 format!(
-                    "the delete was sent but its outcome is unknown ({e}); the next run reconciles it"
+                    "the delete was sent but its outcome is unknown ({}); the next run reconciles it",
+                    with_hint(&e)
                 ),
             ),
-            Err(e) => with(Action::Failed, format!("delete failed: {e}")),
+            Err(e) => with(Action::Failed, format!("delete failed: {}", with_hint(&e))),
         }
     }
 
@@ -452,7 +481,7 @@ impl Cleaner<'_> {
             Err(e) => {
                 return Checked::Done(Outcome::new(
                     Action::Failed,
-                    format!("re-verification failed: {e}"),
+                    format!("re-verification failed: {}", with_hint(&e)),
                 ));
             }
         };
@@ -484,7 +513,7 @@ impl Cleaner<'_> {
                 Err(e) => {
                     return Checked::Done(Outcome {
                         action: Action::Failed,
-                        reason: format!("re-verification of the owner failed: {e}"),
+                        reason: format!("re-verification of the owner failed: {}", with_hint(&e)),
                         token: Some(fresh),
                         owner: None,
                     });
@@ -682,10 +711,12 @@ impl Cleaner<'_> {
                 )
             };
         }
-        if d.action.is_failure() {
-            decision!(warn);
-        } else {
-            decision!(debug);
+        decision!(debug);
+        if d.action.is_failure() && run.summary.first_failure.is_none() {
+            run.summary.first_failure = Some(format!(
+                "{} {} ({}): {}",
+                record.outcome, record.token_id, record.organization, record.reason
+            ));
         }
         self.metrics.cleanup_action(
             &record.organization_id,
@@ -705,6 +736,14 @@ impl Cleaner<'_> {
             });
         }
         written.map_err(|e| e.to_string())
+    }
+}
+
+/// An API error and, when it is a common one, what to do about it.
+fn with_hint(e: &crate::workmail::ApiError) -> String {
+    match &e.hint {
+        Some(h) => format!("{e}; hint: {h}"),
+        None => e.to_string(),
     }
 }
 

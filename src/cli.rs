@@ -151,9 +151,13 @@ pub struct SimArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:4566")]
     pub listen: SocketAddr,
-    /// Region requests must be signed for.
+    /// Region requests must be signed for, where the organizations live.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// Also answer as this region's endpoint, where none of the organizations are (to try
+    /// an organization configured in the wrong region; repeatable).
+    #[arg(long = "also-region", value_name = "REGION")]
+    pub other_regions: Vec<String>,
     /// Seed of the generated data.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -223,6 +227,7 @@ impl SimArgs {
             world,
             SimConfig {
                 region: self.region.clone(),
+                other_regions: self.other_regions.clone(),
                 credentials,
                 faults,
                 seed: self.seed,
@@ -378,13 +383,20 @@ pub async fn execute(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> a
                 return Ok(0);
             }
             let ledger = config.cleanup.audit_log.clone();
+            // The pre-flight check runs with the configuration as written: it tries each
+            // permission that configuration needs, with calls that change nothing.
+            let preflight = app::Context::new(config.clone(), Source::Env, &Options::default())
+                .await
+                .preflight()
+                .await?;
+            print!("{}", preflight_text(&preflight));
             let outcome =
                 app::once(read_only(config), Source::Env, Options::default(), None).await?;
             print!("{}", rule_matches(&outcome));
             for e in &outcome.discovery_errors {
                 println!("# INCOMPLETE: {e}");
             }
-            let mut complete = outcome.complete();
+            let mut complete = outcome.complete() && preflight.passed();
             if let Some(p) = ledger {
                 let mut l = crate::ledger::Ledger::open(&p)?;
                 let s = outcome
@@ -494,6 +506,62 @@ fn read_only(mut config: Config) -> Config {
     config
 }
 
+/// For `check-config --scan`: the credentials and the permissions the configuration needs.
+pub fn preflight_text(p: &app::Preflight) -> String {
+    use crate::workmail::Probe;
+    let mut out = String::from("\n# Pre-flight (calls that change nothing):\n");
+    match &p.credentials {
+        Ok(c) => out.push_str(&format!(
+            "#   credentials: {} (access key {}){}\n",
+            c.provider,
+            c.access_key,
+            c.profile
+                .as_ref()
+                .map(|p| format!(", profile {p}"))
+                .unwrap_or_default()
+        )),
+        Err(e) => out.push_str(&format!("#   credentials: NONE: {e}\n")),
+    }
+    out.push_str(&format!(
+        "#   default region: {}\n",
+        p.default_region
+            .as_deref()
+            .unwrap_or("none (set AWS_REGION or a profile's region)")
+    ));
+    let line = |out: &mut String, perm: &crate::workmail::Permission| {
+        let (mark, note) = match &perm.probe {
+            Probe::Allowed => ("ok", String::new()),
+            Probe::Denied(why) => ("DENIED", format!(": {why}")),
+            Probe::Failed(why) => ("FAILED", format!(": {why}")),
+            Probe::NotTried(why) => ("not tried", format!(": {why}")),
+        };
+        let optional = if perm.optional { ", optional" } else { "" };
+        out.push_str(&format!(
+            "#     {mark:<9} {} ({}{optional}){note}\n",
+            perm.action, perm.purpose
+        ));
+    };
+    for (region, perm) in &p.discovery {
+        out.push_str(&format!("#   discovery in {region}:\n"));
+        line(&mut out, perm);
+    }
+    for (org, perms) in &p.orgs {
+        out.push_str(&format!(
+            "#   {} ({}) in {}:\n",
+            org.label, org.id, org.region
+        ));
+        for perm in perms {
+            line(&mut out, perm);
+        }
+    }
+    out.push_str(if p.passed() {
+        "#   every permission the configuration needs is allowed (or cannot be tried)\n"
+    } else {
+        "#   NOT READY: a permission the configuration needs is denied or could not be checked\n"
+    });
+    out
+}
+
 /// For `check-config --scan`: how many tokens each rule would match now, per organization.
 pub fn rule_matches(outcome: &app::OnceOutcome) -> String {
     let ctx = &outcome.ctx;
@@ -562,6 +630,9 @@ pub fn report_output(
     for (org, r) in &outcome.scans {
         if let Err(e) = r {
             eprintln!("warning: scan of {} incomplete: {e}", org.label);
+            if let Some(h) = e.hint() {
+                eprintln!("  hint: {h}");
+            }
         }
     }
     for e in &outcome.discovery_errors {
@@ -605,6 +676,9 @@ fn print_once(outcome: &app::OnceOutcome) -> u8 {
             Err(e) => {
                 complete = false;
                 println!("{} ({}): INCOMPLETE: {e}", org.label, org.id);
+                if let Some(h) = e.hint() {
+                    println!("  hint: {h}");
+                }
             }
         }
     }

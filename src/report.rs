@@ -41,8 +41,11 @@ pub struct OrgRow {
     pub up: bool,
     /// When the data was scanned (the last complete scan).
     pub scanned_at: Option<DateTime<Utc>>,
-    /// The latest scan error, if any.
+    /// The latest scan error, if any, on one line.
     pub error: Option<String>,
+    /// What to do about that error, when it is a common one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// Tokens in the last complete scan.
     pub tokens: usize,
 }
@@ -233,6 +236,7 @@ fn org_rows(orgs: &[OrgStatus], filter: &Filter) -> Vec<OrgRow> {
             up: st.up,
             scanned_at: st.inventory.as_ref().map(|i| i.scanned_at),
             error: st.last_error.as_ref().map(|e| e.message.clone()),
+            hint: st.last_error.as_ref().and_then(|e| e.hint.clone()),
             tokens: st.inventory.as_ref().map_or(0, |i| i.tokens.len()),
         })
         .collect()

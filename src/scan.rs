@@ -37,6 +37,14 @@ impl ScanError {
             ScanError::Internal(_) => "internal",
         }
     }
+
+    /// What to do about it, when the failure is a common one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ScanError::Api(e) => e.hint.as_deref(),
+            ScanError::Internal(_) => None,
+        }
+    }
 }
 
 type CacheKey = (String, String);

@@ -110,8 +110,10 @@ pub fn stats(config: &Config, inv: &OrgInventory, now: DateTime<Utc>) -> OrgStat
 pub struct ScanFailure {
     /// Bounded kind.
     pub kind: &'static str,
-    /// Details, for logs and the status page.
+    /// Details, on one line, for logs and the status page.
     pub message: String,
+    /// What to do about it, when the failure is a common one.
+    pub hint: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
 }

@@ -136,9 +136,18 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
         } else if st.last_attempt.is_none() {
             "pending".to_owned()
         } else {
+            let (kind, message, hint) = st.last_error.as_ref().map_or(("", "", ""), |e| {
+                (e.kind, e.message.as_str(), e.hint.as_deref().unwrap_or(""))
+            });
             format!(
-                "<span class=\"bad\">failing</span><br><small>{}</small>",
-                escape(st.last_error.as_ref().map_or("", |e| e.kind))
+                "<span class=\"bad\">failing</span><br><small>{}</small><br><small>{}</small>{}",
+                escape(kind),
+                escape(message),
+                if hint.is_empty() {
+                    String::new()
+                } else {
+                    format!("<br><small>Hint: {}</small>", escape(hint))
+                }
             )
         };
         let (tokens, expired, never, inactive) = st.stats.as_ref().map_or(

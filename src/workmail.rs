@@ -66,20 +66,79 @@ pub fn bounded_code(code: &str) -> &'static str {
 }
 
 /// An API call that failed after the SDK's retries.
+///
+/// Its `Display` is one readable line (the error's chain of messages, de-duplicated); the
+/// hint, when there is one, is a sentence that says what to do. Neither ever contains the
+/// SDK's `Debug` form, which [`ApiError::detail`] keeps for DEBUG logs.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation}: {kind}: {message}")]
+#[error("{operation}: {message}")]
 pub struct ApiError {
     /// The operation.
     pub operation: &'static str,
     /// A bounded kind: an AWS error code, or `timeout`, `dispatch`, `response`,
     /// `credentials`, `construction`, `repeated_next_token`, `other`.
     pub kind: &'static str,
-    /// What happened, for logs (never a label).
+    /// What happened, on one line, for logs and people (never a label).
     pub message: String,
+    /// What to do about it, when the failure is a common one.
+    pub hint: Option<String>,
     /// Whether the request may have been carried out although the call failed: a timeout,
     /// a lost connection or an unreadable answer after the request was sent, or a server
     /// error. `false` when the service refused it (a 4xx) or it was never sent.
     pub outcome_unknown: bool,
+    /// The SDK's full error, for those who ask for it at DEBUG level.
+    pub detail: String,
+}
+
+/// What a client knows about where its calls go, for the hints of its errors.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The region calls are signed for and sent to.
+    pub region: Option<String>,
+    /// The endpoint, when one is configured, and the variable (or setting) that set it.
+    pub endpoint: Option<(String, &'static str)>,
+    /// The role the client assumes, and whether an external id goes with it.
+    pub role: Option<(String, bool)>,
+}
+
+impl Target {
+    fn endpoint_text(&self) -> String {
+        match (&self.endpoint, &self.region) {
+            (Some((url, from)), _) => format!("{url} (set by {from})"),
+            (None, Some(r)) => format!("https://workmail.{r}.amazonaws.com"),
+            (None, None) => "the WorkMail endpoint".to_owned(),
+        }
+    }
+}
+
+/// The IAM policy file (shipped in `config/`) that grants an operation.
+pub fn policy_file_for(operation: &str) -> &'static str {
+    if operation == "DeletePersonalAccessToken" {
+        "config/iam-policy-cleanup.json"
+    } else {
+        "config/iam-policy-readonly.json"
+    }
+}
+
+/// The messages of an error and its sources, on one line: each once (a source whose
+/// message its parent already shows is left out), newlines folded.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err
+            .to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }
 
 impl ApiError {
@@ -96,16 +155,26 @@ impl ApiError {
 
     /// A listing whose server sent back the token it was given.
     pub fn repeated_token(operation: &'static str) -> Self {
+        Self::plain(
+            operation,
+            "repeated_next_token",
+            "the service returned the NextToken it was sent; the listing is incomplete",
+        )
+    }
+
+    fn plain(operation: &'static str, kind: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
             operation,
-            kind: "repeated_next_token",
-            message: "the service returned the NextToken it was sent; the listing is incomplete"
-                .to_owned(),
+            kind,
+            detail: message.clone(),
+            message,
+            hint: None,
             outcome_unknown: false,
         }
     }
 
-    fn from_sdk<E>(operation: &'static str, e: SdkError<E, HttpResponse>) -> Self
+    fn from_sdk<E>(operation: &'static str, e: SdkError<E, HttpResponse>, target: &Target) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -116,42 +185,159 @@ impl ApiError {
             // connection broke), unreadable answers.
             _ => true,
         };
-        let message = match e.as_service_error() {
-            // The service's message; the full context would repeat the raw response.
-            Some(s) => s.message().unwrap_or("no message").to_owned(),
-            None => aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
-        };
-        let kind = match &e {
-            SdkError::TimeoutError(_) => "timeout",
-            SdkError::DispatchFailure(d) if d.is_timeout() => "timeout",
-            SdkError::DispatchFailure(_) => {
-                if message.contains("credentials") || message.contains("identity") {
-                    "credentials"
-                } else {
-                    "dispatch"
-                }
+        let detail = format!("{e:?}");
+        let (kind, message) = match e.as_service_error() {
+            Some(s) => {
+                let code = s.code().unwrap_or("an unnamed error");
+                let text = s.message().unwrap_or("no message");
+                (
+                    s.code().map_or("response", bounded_code),
+                    format!("{code}: {text}"),
+                )
             }
-            SdkError::ResponseError(_) => "response",
-            SdkError::ConstructionFailure(_) => {
-                if message.contains("credentials") || message.contains("identity") {
-                    "credentials"
+            None => {
+                let chain = error_chain(&e);
+                let kind = match &e {
+                    SdkError::TimeoutError(_) => "timeout",
+                    SdkError::DispatchFailure(d) if d.is_timeout() => "timeout",
+                    SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
+                        if mentions_credentials(&chain) =>
+                    {
+                        "credentials"
+                    }
+                    SdkError::DispatchFailure(_) => "dispatch",
+                    SdkError::ResponseError(_) => "response",
+                    SdkError::ConstructionFailure(_) => "construction",
+                    _ => "other",
+                };
+                let message = if kind == "credentials" {
+                    credentials_summary(&chain).unwrap_or(chain)
                 } else {
-                    "construction"
-                }
+                    chain
+                };
+                (kind, message)
             }
-            SdkError::ServiceError(s) => match s.err().code() {
-                Some(code) => bounded_code(code),
-                None => "response",
-            },
-            _ => "other",
         };
-        Self {
+        let mut err = Self {
             operation,
             kind,
             message,
+            hint: None,
             outcome_unknown,
+            detail,
+        };
+        err.hint = err.first_contact_hint(target);
+        err
+    }
+
+    /// One actionable sentence for the failures people meet first: credentials, region,
+    /// endpoint, IAM, signature, role.
+    fn first_contact_hint(&self, t: &Target) -> Option<String> {
+        let m = self.message.as_str();
+        let lower = m.to_ascii_lowercase();
+        let role = t.role.as_ref().map(|(arn, external)| {
+            format!(
+                "{arn}{}",
+                if *external {
+                    " with its external id"
+                } else {
+                    ""
+                }
+            )
+        });
+        if let Some(role) = &role
+            && (lower.contains("assume") || lower.contains("sts"))
+            && self.kind != "AccessDeniedException"
+        {
+            return Some(format!(
+                "the role {role} could not be assumed: its trust policy must allow this identity sts:AssumeRole (and require the external id that is configured, if any); check role_arn and external_id"
+            ));
+        }
+        match self.kind {
+            "credentials" if lower.contains("expired") || lower.contains("sso") => Some(
+                "the session or SSO token has expired: sign in again (`aws sso login --profile NAME`) or refresh the session credentials".to_owned(),
+            ),
+            "credentials" => Some(
+                "no AWS credentials were found in the default chain (environment, profile, web identity, ECS, instance metadata): set AWS_PROFILE to a profile in ~/.aws/config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role (IRSA, an ECS task role, an instance profile)".to_owned(),
+            ),
+            "ExpiredTokenException" | "RequestExpired" if lower.contains("token") => Some(
+                "the session token has expired: refresh the credentials (for SSO, `aws sso login --profile NAME`)".to_owned(),
+            ),
+            "RequestExpired" | "InvalidSignatureException" | "SignatureDoesNotMatch"
+                if lower.contains("expired") || lower.contains("time") || lower.contains("clock") =>
+            {
+                Some("the request's time is off: this machine's clock is more than 5 minutes away from AWS's; sync it (NTP)".to_owned())
+            }
+            "InvalidSignatureException" | "SignatureDoesNotMatch" | "IncompleteSignatureException" => Some(
+                "the signature does not match: the secret access key does not belong to the access key id, or the system clock is off; check the credentials and NTP".to_owned(),
+            ),
+            "InvalidClientTokenId" | "UnrecognizedClientException" => Some(
+                "the access key id is not known to AWS: check the credentials (and that they are for this AWS partition)".to_owned(),
+            ),
+            "AccessDeniedException" => Some(format!(
+                "the identity is not allowed workmail:{}: attach {} (or a policy that grants that action){}",
+                self.operation,
+                policy_file_for(self.operation),
+                role.as_ref()
+                    .map(|r| format!(" to the role {r}"))
+                    .unwrap_or_default()
+            )),
+            "OrganizationNotFoundException" => Some(format!(
+                "WorkMail organizations are regional: it was not found in {}; set organizations[].region to the region it was created in",
+                t.region.as_deref().unwrap_or("the configured region")
+            )),
+            "dispatch" if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") => {
+                Some(format!(
+                    "the name of {} does not resolve: check DNS and the endpoint",
+                    t.endpoint_text()
+                ))
+            }
+            "dispatch" | "timeout" if lower.contains("connect") => Some(format!(
+                "cannot connect to {}: check the network, a proxy (HTTPS_PROXY) and the endpoint",
+                t.endpoint_text()
+            )),
+            "construction" if lower.contains("region") => Some(
+                "no region: set organizations[].region, or AWS_REGION (or a profile's region)".to_owned(),
+            ),
+            _ => None,
         }
     }
+}
+
+/// The default chain's "no credentials found in chain. Attempted: …" as one short line:
+/// each provider tried, and why it gave none.
+fn credentials_summary(chain: &str) -> Option<String> {
+    const NOT_ENABLED: &str = "the credential provider was not enabled";
+    let (_, attempts) = chain.split_once("no credentials found in chain")?;
+    let tried: Vec<String> = attempts
+        .trim_start_matches(['.', ' '])
+        .trim_start_matches("Attempted:")
+        .split(';')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            let (name, why) = a.split_once(':').unwrap_or((a, ""));
+            let why = why
+                .trim()
+                .trim_start_matches(NOT_ENABLED)
+                .trim_start_matches(':')
+                .trim();
+            if why.is_empty() {
+                format!("{name}: not enabled")
+            } else {
+                format!("{name}: {why}")
+            }
+        })
+        .collect();
+    Some(format!(
+        "no AWS credentials in the default chain ({})",
+        tried.join("; ")
+    ))
+}
+
+fn mentions_credentials(chain: &str) -> bool {
+    let lower = chain.to_ascii_lowercase();
+    lower.contains("credential") || lower.contains("identity")
 }
 
 /// Counts every attempt of every call, so retries the SDK absorbs are still visible.
@@ -344,8 +530,28 @@ impl ClientFactory {
             }
             b = b.credentials_provider(SharedCredentialsProvider::new(p.build().await));
         }
+        let endpoint = match self.base.endpoint_url() {
+            Some(url) => {
+                let from = if std::env::var_os("AWS_ENDPOINT_URL_WORKMAIL").is_some() {
+                    "AWS_ENDPOINT_URL_WORKMAIL"
+                } else if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+                    "AWS_ENDPOINT_URL"
+                } else {
+                    "the AWS configuration"
+                };
+                Some((url.to_owned(), from))
+            }
+            None => std::env::var("AWS_ENDPOINT_URL_WORKMAIL")
+                .ok()
+                .map(|u| (u, "AWS_ENDPOINT_URL_WORKMAIL")),
+        };
         WorkMail {
             client: Client::from_conf(b.build()),
+            target: Arc::new(Target {
+                region: region.map(str::to_owned).or_else(|| self.default_region()),
+                endpoint,
+                role: role.map(|(arn, external)| (arn.to_owned(), external.is_some())),
+            }),
         }
     }
 }
@@ -365,6 +571,7 @@ pub struct OrgSummary {
 #[derive(Clone, Debug)]
 pub struct WorkMail {
     client: Client,
+    target: Arc<Target>,
 }
 
 /// Converts an SDK timestamp, rounded to the millisecond: the service sends at most
@@ -406,7 +613,7 @@ impl WorkMail {
             .max_results(page_size)
             .send()
             .await
-            .map_err(|e| ApiError::from_sdk("ListOrganizations", e))?;
+            .map_err(|e| ApiError::from_sdk("ListOrganizations", e, &self.target))?;
         let orgs = out
             .organization_summaries()
             .iter()
@@ -436,7 +643,7 @@ impl WorkMail {
             .max_results(page_size)
             .send()
             .await
-            .map_err(|e| ApiError::from_sdk("ListPersonalAccessTokens", e))?;
+            .map_err(|e| ApiError::from_sdk("ListPersonalAccessTokens", e, &self.target))?;
         let summaries = out.personal_access_token_summaries();
         let tokens: Vec<Token> = summaries
             .iter()
@@ -484,16 +691,15 @@ impl WorkMail {
                     t.expires_time(),
                     t.scopes(),
                 ))),
-                _ => Err(ApiError {
-                    operation: "GetPersonalAccessTokenMetadata",
-                    kind: "response",
-                    message: format!(
+                _ => Err(ApiError::plain(
+                    "GetPersonalAccessTokenMetadata",
+                    "response",
+                    format!(
                         "incomplete answer for token {token_id}: id {:?}, owner {:?}",
                         t.personal_access_token_id(),
                         t.user_id()
                     ),
-                    outcome_unknown: false,
-                }),
+                )),
             },
             Err(e)
                 if e.as_service_error()
@@ -501,7 +707,11 @@ impl WorkMail {
             {
                 Ok(None)
             }
-            Err(e) => Err(ApiError::from_sdk("GetPersonalAccessTokenMetadata", e)),
+            Err(e) => Err(ApiError::from_sdk(
+                "GetPersonalAccessTokenMetadata",
+                e,
+                &self.target,
+            )),
         }
     }
 
@@ -517,7 +727,7 @@ impl WorkMail {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| ApiError::from_sdk("DeletePersonalAccessToken", e))
+            .map_err(|e| ApiError::from_sdk("DeletePersonalAccessToken", e, &self.target))
     }
 
     /// `DescribeUser`; `None` when the user is not in the directory.
@@ -553,7 +763,7 @@ impl WorkMail {
             {
                 Ok(None)
             }
-            Err(e) => Err(ApiError::from_sdk("DescribeUser", e)),
+            Err(e) => Err(ApiError::from_sdk("DescribeUser", e, &self.target)),
         }
     }
 
@@ -572,7 +782,7 @@ impl WorkMail {
             .max_results(page_size)
             .send()
             .await
-            .map_err(|e| ApiError::from_sdk("ListUsers", e))?;
+            .map_err(|e| ApiError::from_sdk("ListUsers", e, &self.target))?;
         let users = out
             .users()
             .iter()
@@ -623,6 +833,7 @@ impl WorkMail {
                     Err(ApiError::from_sdk(
                         "DescribeIdentityProviderConfiguration",
                         e,
+                        &self.target,
                     ))
                 }
             }
@@ -650,5 +861,221 @@ fn token(
         last_used: time(last_used),
         expires: time(expires),
         scopes,
+    }
+}
+
+// === The pre-flight check ===
+
+/// What a harmless call found of one permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The call was allowed.
+    Allowed,
+    /// The service refused it: the identity lacks the permission.
+    Denied(String),
+    /// It failed for another reason (the permission is unknown).
+    Failed(String),
+    /// Not called, and why.
+    NotTried(String),
+}
+
+/// One permission a configuration needs, and what the pre-flight found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    /// The IAM action, e.g. `workmail:ListPersonalAccessTokens`.
+    pub action: String,
+    /// What the daemon needs it for.
+    pub purpose: &'static str,
+    /// What was found.
+    pub probe: Probe,
+    /// Whether the daemon works without it (a feature is left out).
+    pub optional: bool,
+}
+
+impl Permission {
+    fn new(operation: &str, purpose: &'static str, probe: Probe) -> Self {
+        Self {
+            action: format!("workmail:{operation}"),
+            purpose,
+            probe,
+            optional: false,
+        }
+    }
+
+    /// Whether this permission stops the configuration from working.
+    pub fn fails(&self) -> bool {
+        !self.optional && matches!(self.probe, Probe::Denied(_) | Probe::Failed(_))
+    }
+}
+
+/// What the pre-flight needs to know of a configuration, for one organization.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    /// `DescribeUser` (owner lookup `describe` or `auto`).
+    pub describe_user: bool,
+    /// `ListUsers` (owner lookup `list` or `auto`).
+    pub list_users: bool,
+    /// Cleanup runs for the organization (it re-reads tokens).
+    pub cleanup: bool,
+    /// Cleanup deletes there (`enforce`).
+    pub delete: bool,
+}
+
+fn probe_of<T>(r: &Result<T, ApiError>) -> Probe {
+    match r {
+        Ok(_) => Probe::Allowed,
+        Err(e) if e.kind == "AccessDeniedException" => Probe::Denied(match &e.hint {
+            Some(h) => format!("{e} ({h})"),
+            None => e.to_string(),
+        }),
+        Err(e) => Probe::Failed(match &e.hint {
+            Some(h) => format!("{e} ({h})"),
+            None => e.to_string(),
+        }),
+    }
+}
+
+impl WorkMail {
+    /// Tries, with calls that change nothing, each permission an organization's
+    /// configuration needs. The delete permission is never tried: it cannot be proven
+    /// without deleting.
+    pub async fn preflight(&self, org_id: &str, needs: Needs) -> Vec<Permission> {
+        let mut out = Vec::new();
+        let tokens = self.list_tokens_page(org_id, None, 1).await;
+        out.push(Permission::new(
+            "ListPersonalAccessTokens",
+            "every scan lists the tokens",
+            probe_of(&tokens),
+        ));
+        let first = tokens.ok().and_then(|(t, _)| t.into_iter().next());
+        let idp = self
+            .client
+            .describe_identity_provider_configuration()
+            .organization_id(org_id)
+            .send()
+            .await;
+        let idp = match idp {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(ApiError::from_sdk(
+                "DescribeIdentityProviderConfiguration",
+                e,
+                &self.target,
+            )),
+        };
+        let mut p = Permission::new(
+            "DescribeIdentityProviderConfiguration",
+            "the PAT settings (workmail_pat_organization_pat_enabled, ..._lifetime_seconds); without it they are left out",
+            probe_of(&idp),
+        );
+        p.optional = true;
+        out.push(p);
+        let mut some_user = first.as_ref().map(|t| t.user_id.clone());
+        if needs.list_users {
+            let users = self.list_users_page(org_id, None, 1).await;
+            out.push(Permission::new(
+                "ListUsers",
+                "owners are resolved by listing the directory",
+                probe_of(&users),
+            ));
+            if some_user.is_none() {
+                some_user = users
+                    .ok()
+                    .and_then(|(u, _)| u.into_iter().next().map(|u| u.user_id));
+            }
+        }
+        if needs.describe_user {
+            let probe = match &some_user {
+                Some(u) => probe_of(&self.describe_user(org_id, u).await),
+                None => {
+                    Probe::NotTried("the organization has no token or user to describe".to_owned())
+                }
+            };
+            out.push(Permission::new(
+                "DescribeUser",
+                "owners are resolved one by one",
+                probe,
+            ));
+        }
+        if needs.cleanup {
+            let probe = match &first {
+                Some(t) => probe_of(&self.get_token(org_id, &t.id).await),
+                None => Probe::NotTried("the organization has no token to read".to_owned()),
+            };
+            out.push(Permission::new(
+                "GetPersonalAccessTokenMetadata",
+                "cleanup re-reads every token before it decides",
+                probe,
+            ));
+        }
+        if needs.delete {
+            let region = self.target.region.as_deref().unwrap_or("REGION");
+            out.push(Permission::new(
+                "DeletePersonalAccessToken",
+                "cleanup in enforce deletes tokens",
+                Probe::NotTried(format!(
+                    "it cannot be proven without deleting a token; ask IAM's policy simulator instead: aws iam simulate-principal-policy --policy-source-arn ARN-OF-THIS-ROLE-OR-USER --action-names workmail:DeletePersonalAccessToken --resource-arns arn:aws:workmail:{region}:ACCOUNT:organization/{org_id}"
+                )),
+            ));
+        }
+        out
+    }
+
+    /// Whether `ListOrganizations` is allowed (discovery).
+    pub async fn preflight_discovery(&self) -> Permission {
+        Permission::new(
+            "ListOrganizations",
+            "discovery lists the organizations",
+            probe_of(&self.list_organizations_page(None, 1).await),
+        )
+    }
+}
+
+/// Where the credentials came from, as far as it can be told without the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsSource {
+    /// The provider in the chain that supplied them (`Environment`, `ProfileFile`,
+    /// `WebIdentityToken`, ...), or `unknown`.
+    pub provider: String,
+    /// The access key id, all but its last four characters masked.
+    pub access_key: String,
+    /// The profile selected by `AWS_PROFILE`, if any.
+    pub profile: Option<String>,
+}
+
+impl ClientFactory {
+    /// The credentials of the default chain, without their secret: where they came from.
+    pub async fn credentials_source(&self) -> Result<CredentialsSource, String> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let Some(provider) = self.base.credentials_provider() else {
+            return Err("no credentials provider is configured".to_owned());
+        };
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        // The provider's name is only in the credentials' (redacted) Debug form.
+        let debug = format!("{creds:?}");
+        let name = debug
+            .split_once("provider_name: \"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or("unknown", |(name, _)| name)
+            .to_owned();
+        let key: Vec<char> = creds.access_key_id().chars().collect();
+        let shown = key.len().saturating_sub(4);
+        Ok(CredentialsSource {
+            provider: name,
+            access_key: format!(
+                "{}{}",
+                "*".repeat(shown.min(16)),
+                key[shown..].iter().collect::<String>()
+            ),
+            profile: std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()),
+        })
     }
 }

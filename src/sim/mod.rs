@@ -39,8 +39,11 @@ const MAX_BODY: usize = 1 << 20;
 /// How the emulator behaves, apart from its data.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// The region requests must be signed for.
+    /// The region requests must be signed for, where the organizations live.
     pub region: String,
+    /// More regions the emulator answers for, as endpoints of regions without organizations
+    /// (so that an organization asked for in the wrong region is not found there).
+    pub other_regions: Vec<String>,
     /// Access key id → secret key. Empty: any credentials are accepted (scope still checked).
     pub credentials: HashMap<String, String>,
     /// Faults in force from the start.
@@ -53,6 +56,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             region: "us-east-1".to_owned(),
+            other_regions: Vec::new(),
             credentials: HashMap::new(),
             faults: Faults::default(),
             seed: 0,
@@ -169,6 +173,8 @@ pub struct Sim {
 
 struct Inner {
     region: String,
+    /// The region first, then the other regions answered for.
+    regions: Vec<String>,
     credentials: HashMap<String, String>,
     page_key: [u8; 32],
     world: Mutex<World>,
@@ -226,6 +232,9 @@ impl Sim {
         rng.fill(&mut page_key);
         Self {
             inner: Arc::new(Inner {
+                regions: std::iter::once(config.region.clone())
+                    .chain(config.other_regions)
+                    .collect(),
                 region: config.region,
                 credentials: config.credentials,
                 page_key,
@@ -466,16 +475,18 @@ impl Sim {
             headers: &parts.headers,
             body,
         };
-        if let Err(refusal) =
-            sigv4::verify(&signed, &self.inner.region, &self.inner.credentials, now)
-        {
-            lock(&self.inner.calls).refused += 1;
-            return self.error(&ApiError {
-                status: 403,
-                code: refusal.code,
-                message: refusal.message,
-            });
-        }
+        let signed_for =
+            match sigv4::verify(&signed, &self.inner.regions, &self.inner.credentials, now) {
+                Ok(region) => region,
+                Err(refusal) => {
+                    lock(&self.inner.calls).refused += 1;
+                    return self.error(&ApiError {
+                        status: 403,
+                        code: refusal.code,
+                        message: refusal.message,
+                    });
+                }
+            };
         let target = parts
             .headers
             .get("x-amz-target")
@@ -529,12 +540,17 @@ impl Sim {
             let mut world = lock(&self.inner.world);
             let mut deleted = lock(&self.inner.deleted);
             let ctx = ops::Ctx {
-                region: &self.inner.region,
+                region: &signed_for,
                 page_key: &self.inner.page_key,
                 faults: &faults,
                 now,
             };
-            ops::handle(&mut world, op, &request, &ctx, &mut deleted)
+            if signed_for == self.inner.region {
+                ops::handle(&mut world, op, &request, &ctx, &mut deleted)
+            } else {
+                // Another region's endpoint: the organizations live elsewhere.
+                ops::handle(&mut World::default(), op, &request, &ctx, &mut deleted)
+            }
         };
         self.fire_triggers(op);
         if let Some(ms) = faults.late_answer_ms {

@@ -87,14 +87,17 @@ pub struct Signed<'a> {
 
 /// Checks a request's signature.
 ///
-/// `credentials` maps access key ids to secret keys; when it is empty any access key is
-/// accepted and only the scope is checked. `now` is the emulator's (possibly skewed) clock.
+/// `regions` are the regions the emulator answers for (the first is its own); the request's
+/// credential scope must name one of them, which is returned. `credentials` maps access key
+/// ids to secret keys; when it is empty any access key is accepted and only the scope is
+/// checked. `now` is the emulator's (possibly skewed) clock.
 pub fn verify(
     req: &Signed<'_>,
-    region: &str,
+    regions: &[String],
     credentials: &HashMap<String, String>,
     now: DateTime<Utc>,
-) -> Result<(), Refusal> {
+) -> Result<String, Refusal> {
+    let region = regions.first().map_or("", String::as_str);
     let Signed {
         method,
         path,
@@ -113,7 +116,7 @@ pub fn verify(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(missing)?;
     let auth = parse_auth(auth).ok_or_else(missing)?;
-    if auth.service != "workmail" || auth.region != region {
+    if auth.service != "workmail" || !regions.iter().any(|r| r == auth.region) {
         return Err(refuse(
             "InvalidSignatureException",
             format!(
@@ -158,7 +161,7 @@ pub fn verify(
         ));
     }
     if credentials.is_empty() {
-        return Ok(());
+        return Ok(auth.region.to_owned());
     }
     let secret = credentials.get(auth.access_key).ok_or_else(missing)?;
     let expected = signature(
@@ -176,7 +179,7 @@ pub fn verify(
         secret,
     );
     if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
-        Ok(())
+        Ok(auth.region.to_owned())
     } else {
         Err(refuse(
             "InvalidSignatureException",

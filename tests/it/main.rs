@@ -8,6 +8,7 @@ mod browser;
 mod cleanup;
 mod config;
 mod edge;
+mod errors;
 mod faults;
 mod ledger;
 mod monitor;

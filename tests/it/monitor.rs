@@ -212,6 +212,7 @@ async fn exact_metrics_for_every_category() {
             .1
             .as_ref()
             .unwrap_err()
+            .to_string()
             .contains("OrganizationStateException")
     );
 }
