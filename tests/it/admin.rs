@@ -286,12 +286,7 @@ async fn a_log_reader_that_stops_reading_costs_log_lines_not_the_daemon() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = free_addr();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,

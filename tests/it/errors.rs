@@ -121,10 +121,7 @@ async fn no_credentials_say_which_chain_was_tried_and_how_to_choose() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_named_with_what_set_it() {
     let server = start_scenario(BASIC).await;
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = free_addr().port();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &corp_config("us-east-1", ""));
     let endpoint = format!("http://127.0.0.1:{closed}");
@@ -199,11 +196,8 @@ async fn access_denied_names_the_iam_action_and_the_policy_that_grants_it() {
 
 #[tokio::test]
 async fn an_organization_in_the_wrong_region_says_organizations_are_regional() {
-    let server = start_sim(
-        workmail_pat_monitor::sim::Scenario::parse(BASIC)
-            .unwrap()
-            .build(now())
-            .unwrap(),
+    let server = start_scenario_with(
+        BASIC,
         SimConfig {
             other_regions: vec!["eu-west-1".to_owned()],
             ..Default::default()
@@ -228,11 +222,8 @@ async fn an_organization_in_the_wrong_region_says_organizations_are_regional() {
 async fn a_bad_signature_points_at_the_secret_or_the_clock() {
     let mut credentials = std::collections::HashMap::new();
     credentials.insert("AKIDTEST".to_owned(), "the-right-secret".to_owned());
-    let server = start_sim(
-        workmail_pat_monitor::sim::Scenario::parse(BASIC)
-            .unwrap()
-            .build(now())
-            .unwrap(),
+    let server = start_scenario_with(
+        BASIC,
         SimConfig {
             credentials,
             ..Default::default()
@@ -261,11 +252,7 @@ async fn the_json_log_and_the_tokens_api_carry_the_readable_error_and_its_hint()
         },
     );
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_addr().port();
     let config = write_config(
         dir.path(),
         &format!(

@@ -26,8 +26,21 @@ pub async fn start_sim(world: World, config: SimConfig) -> SimServer {
 
 /// Starts an emulator from scenario text, times relative to [`now`].
 pub async fn start_scenario(text: &str) -> SimServer {
+    start_scenario_with(text, SimConfig::default()).await
+}
+
+/// [`start_scenario`] with an emulator configuration.
+pub async fn start_scenario_with(text: &str, config: SimConfig) -> SimServer {
     let world = Scenario::parse(text).unwrap().build(now()).unwrap();
-    start_sim(world, SimConfig::default()).await
+    start_sim(world, config).await
+}
+
+/// A loopback address no one listens on (the port was free a moment ago).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A real SDK client against the emulator, with fast retries.
