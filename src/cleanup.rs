@@ -781,3 +781,68 @@ pub fn describe_match(rule: &crate::config::Rule, token: &Token, owner: Option<&
     }
     parts.join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(actions: &[(Action, u64)], unreconciled: u64, aborted: bool) -> RunSummary {
+        RunSummary {
+            actions: actions.iter().copied().collect(),
+            unreconciled,
+            aborted: aborted.then(|| "shutdown".to_owned()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_run_needs_attention_when_it_failed_stopped_or_left_an_intent_open() {
+        use Action::*;
+        let cases: &[(&str, RunSummary, bool)] = &[
+            ("nothing", summary(&[], 0, false), false),
+            (
+                "routine decisions",
+                summary(
+                    &[
+                        (Deleted, 3),
+                        (WouldDelete, 1),
+                        (Excluded, 2),
+                        (SkippedLimit, 9),
+                    ],
+                    0,
+                    false,
+                ),
+                false,
+            ),
+            (
+                "a failure",
+                summary(&[(Deleted, 3), (Failed, 1)], 0, false),
+                true,
+            ),
+            (
+                "an unknown outcome",
+                summary(&[(Unconfirmed, 1)], 0, false),
+                true,
+            ),
+            (
+                "a failure counted zero times",
+                summary(&[(Failed, 0), (Unconfirmed, 0)], 0, false),
+                false,
+            ),
+            ("an open intent", summary(&[(Deleted, 1)], 1, false), true),
+            ("stopped early", summary(&[], 0, true), true),
+        ];
+        for (case, s, want) in cases {
+            assert_eq!(s.needs_attention(), *want, "case: {case}");
+        }
+    }
+
+    #[test]
+    fn counts_read_as_one_line() {
+        let s = summary(&[(Action::Excluded, 1), (Action::Deleted, 2)], 0, false);
+        assert_eq!(s.counts(), "deleted=2 excluded=1");
+        assert_eq!(s.count(Action::Deleted), 2);
+        assert_eq!(s.count(Action::Failed), 0);
+        assert_eq!(summary(&[], 0, false).counts(), "nothing to do");
+    }
+}

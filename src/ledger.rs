@@ -201,15 +201,18 @@ impl State {
     }
 }
 
-#[cfg(unix)]
+/// What tells a file from the one that replaced it at the same path.
 fn identity(m: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt as _;
-    (m.dev(), m.ino())
-}
-
-#[cfg(not(unix))]
-fn identity(_: &std::fs::Metadata) -> (u64, u64) {
-    (0, 0)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        (m.dev(), m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        (0, 0)
+    }
 }
 
 /// The open ledger. Writing needs the lock: see [`Ledger::lock`].
@@ -217,6 +220,8 @@ fn identity(_: &std::fs::Metadata) -> (u64, u64) {
 pub struct Ledger {
     path: PathBuf,
     file: File,
+    /// The mode the file had when it was opened, when it had to be tightened.
+    tightened: Option<u32>,
     identity: (u64, u64),
     /// How far this process has read (its own writes included).
     offset: u64,
@@ -232,9 +237,10 @@ impl Ledger {
         if !meta.is_file() {
             return Err(io(path, std::io::Error::other("not a regular file")));
         }
-        tighten(path, &file, &meta)?;
+        let tightened = tighten(path, &file, &meta)?;
         Ok(Self {
             path: path.to_owned(),
+            tightened,
             identity: identity(&meta),
             file,
             offset: 0,
@@ -242,9 +248,10 @@ impl Ledger {
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The mode the file had when it was opened, when it was readable by its group or others
+    /// and had to be tightened to 0600.
+    pub fn tightened(&self) -> Option<u32> {
+        self.tightened
     }
 
     /// Takes the exclusive lock for a cleanup run and catches up with what other processes
@@ -293,6 +300,7 @@ impl Ledger {
         if current != Some(self.identity) {
             tracing::info!(file = %self.path.display(), "the cleanup ledger was rotated away; opening a new one");
             let fresh = Self::open(&self.path)?;
+            self.tightened = fresh.tightened;
             self.file = fresh.file;
             self.identity = fresh.identity;
             self.offset = 0;
@@ -361,11 +369,6 @@ pub struct Locked<'a> {
 }
 
 impl Locked<'_> {
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.ledger.path
-    }
-
     /// Appends one record; `sync` forces it to disk before returning.
     pub fn write(&mut self, record: &Record, sync: bool) -> Result<(), LedgerError> {
         let mut line = serde_json::to_vec(record)
@@ -458,11 +461,15 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-#[cfg(unix)]
-fn tighten(path: &Path, file: &File, meta: &std::fs::Metadata) -> Result<(), LedgerError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+/// Makes a file its group or others may read 0600; returns the mode it had, when it did.
+fn tighten(path: &Path, file: &File, meta: &std::fs::Metadata) -> Result<Option<u32>, LedgerError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return Ok(None);
+        }
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| io(path, e))?;
         tracing::warn!(
@@ -470,13 +477,13 @@ fn tighten(path: &Path, file: &File, meta: &std::fs::Metadata) -> Result<(), Led
             was = format!("{mode:04o}"),
             "the cleanup ledger was readable by its group or others; its mode is now 0600"
         );
+        Ok(Some(mode))
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn tighten(_: &Path, _: &File, _: &std::fs::Metadata) -> Result<(), LedgerError> {
-    Ok(())
+    #[cfg(not(unix))]
+    {
+        let _ = (path, file, meta);
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
@@ -591,7 +598,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.jsonl");
         let whole = serde_json::to_string(&record("a", Action::Intent, t(0))).unwrap();
-        std::fs::write(&path, format!("{whole}\n{}", &whole[..whole.len() / 2])).unwrap();
+        // A blank line is not a torn one; a half-written last line is.
+        std::fs::write(&path, format!("{whole}\n\n{}", &whole[..whole.len() / 2])).unwrap();
         let mut ledger = Ledger::open(&path).unwrap();
         let mut l = ledger.lock().unwrap();
         assert_eq!(l.torn_lines(), 1);
@@ -631,6 +639,80 @@ mod tests {
         assert!(text.contains("\"token_id\":\"b\""));
     }
 
+    #[test]
+    fn failures_are_the_outcomes_that_need_attention() {
+        for a in Action::ALL {
+            let want = matches!(a, Action::Failed | Action::Unconfirmed);
+            assert_eq!(a.is_failure(), want, "{a}");
+            assert_eq!(a.to_string(), a.as_str());
+        }
+    }
+
+    #[test]
+    fn what_was_read_is_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut a = Ledger::open(&path).unwrap();
+        let mut b = Ledger::open(&path).unwrap();
+        {
+            let mut l = a.lock().unwrap();
+            l.write(&record("x", Action::Intent, t(0)), true).unwrap();
+            l.write(&record("x", Action::Deleted, t(1)), true).unwrap();
+            assert_eq!(l.spent_since(t(0)), 1);
+        }
+        // Locking again, in this process or another, counts each record once.
+        for _ in 0..3 {
+            assert_eq!(a.lock().unwrap().spent_since(t(0)), 1);
+            assert_eq!(b.lock().unwrap().spent_since(t(0)), 1);
+        }
+        // What another process appends after is read too, once.
+        b.lock()
+            .unwrap()
+            .write(&record("y", Action::Deleted, t(2)), true)
+            .unwrap();
+        assert_eq!(a.lock().unwrap().spent_since(t(0)), 2);
+        assert_eq!(a.lock().unwrap().spent_since(t(0)), 2);
+        assert_eq!(
+            a.lock().unwrap().torn_lines(),
+            0,
+            "a clean ledger has no torn line"
+        );
+    }
+
+    #[test]
+    fn a_ledger_truncated_in_place_is_read_again_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut a = Ledger::open(&path).unwrap();
+        {
+            let mut l = a.lock().unwrap();
+            for i in 0..3 {
+                l.write(&record(&format!("t{i}"), Action::WouldDelete, t(i)), true)
+                    .unwrap();
+            }
+        }
+        // Someone empties it in place (the same file), and another process writes to it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let mut b = Ledger::open(&path).unwrap();
+        b.lock()
+            .unwrap()
+            .write(&record("new", Action::Intent, t(5)), true)
+            .unwrap();
+        // The first process notices the shorter file and reads it from the start.
+        let open: Vec<String> = a
+            .lock()
+            .unwrap()
+            .open_intents()
+            .into_iter()
+            .map(|r| r.token_id)
+            .collect();
+        assert_eq!(open, ["new"]);
+    }
+
     #[cfg(unix)]
     #[test]
     fn files_are_private() {
@@ -638,13 +720,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let fresh = dir.path().join("new.jsonl");
-        drop(Ledger::open(&fresh).unwrap());
+        assert_eq!(Ledger::open(&fresh).unwrap().tightened(), None);
         assert_eq!(mode(&fresh), 0o600);
-        let loose = dir.path().join("loose.jsonl");
-        std::fs::write(&loose, "").unwrap();
-        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
-        drop(Ledger::open(&loose).unwrap());
-        assert_eq!(mode(&loose), 0o600, "tightened");
+        assert_eq!(
+            Ledger::open(&fresh).unwrap().tightened(),
+            None,
+            "0600 stays"
+        );
+        for was in [0o644, 0o640, 0o604, 0o660, 0o777] {
+            let loose = dir.path().join(format!("loose-{was:o}.jsonl"));
+            std::fs::write(&loose, "").unwrap();
+            std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(was)).unwrap();
+            assert_eq!(Ledger::open(&loose).unwrap().tightened(), Some(was));
+            assert_eq!(mode(&loose), 0o600, "tightened from {was:o}");
+        }
+        // Owner-only modes other than 0600 are left alone.
+        let owner_only = dir.path().join("owner-only.jsonl");
+        std::fs::write(&owner_only, "").unwrap();
+        std::fs::set_permissions(&owner_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(Ledger::open(&owner_only).unwrap().tightened(), None);
         let report = dir.path().join("report.csv");
         std::fs::write(&report, "old").unwrap();
         std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();

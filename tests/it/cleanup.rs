@@ -85,6 +85,11 @@ async fn dry_run_reports_the_exact_set_and_deletes_nothing() {
             ("excluded", "t6-break-glass"),
         ])
     );
+    let summary = out.cleanup.as_ref().unwrap();
+    assert_eq!(summary.count(Action::WouldDelete), 2);
+    assert_eq!(summary.count(Action::Excluded), 1);
+    assert_eq!(summary.counts(), "would_delete=2 excluded=1");
+    assert!(!summary.needs_attention() && summary.first_failure.is_none());
     let text = out.ctx.metrics.render(&out.ctx.shared);
     assert_eq!(
         sample(
@@ -205,6 +210,16 @@ async fn enforce_deletes_exactly_the_dry_run_set_and_audits_each_action() {
         workmail_pat_monitor::inventory::OwnerState::Deleted
     );
     assert!(t4.reason.contains("expired on"), "{}", t4.reason);
+    let t3 = records
+        .iter()
+        .find(|r| r.token_id == "t3-disabled-owner" && r.outcome == Action::Deleted)
+        .unwrap();
+    assert_eq!(t3.rule, "owner-disabled");
+    assert!(
+        t3.reason.starts_with("owner is DISABLED since "),
+        "{}",
+        t3.reason
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -380,6 +395,9 @@ async fn delete_failures_are_recorded_and_the_run_continues() {
         );
         let summary = out.cleanup.as_ref().unwrap();
         assert!(summary.needs_attention(), "{want}: {summary:?}");
+        // The run's summary line names its first failure (not the exclusion recorded first).
+        let first = summary.first_failure.as_deref().unwrap();
+        assert!(first.starts_with(&format!("{want} ")), "{want}: {first}");
         // Two attempts per token for a 500 (the SDK retried it once); a 4xx is final.
         assert_eq!(
             server.sim.calls().count("DeletePersonalAccessToken"),
@@ -469,4 +487,198 @@ async fn an_incomplete_re_read_is_a_failure_not_a_deletion() {
     assert!(server.sim.deleted().is_empty());
     let a = actions(&out.ctx, CORP);
     assert_eq!(a.iter().filter(|(x, _)| x == "failed").count(), 2, "{a:?}");
+}
+
+/// A run of corp's cleanup on a context whose scans are done, with its own ledger.
+async fn scanned(cfg: Config, server: &workmail_pat_monitor::sim::SimServer) -> Context {
+    let (opts, _) = options();
+    let ctx = Context::new(cfg, source(server), &opts).await;
+    for org in ctx.resolve_orgs().await.unwrap() {
+        let _ = ctx.scan_and_publish(&org, None).await;
+    }
+    ctx
+}
+
+fn owner_disabled_only() -> Config {
+    base_config(&format!(
+        "[cleanup]\nmode = \"enforce\"\naudit_log = {:?}\nmax_deletions_percent = 100\n\
+         [[cleanup.rules]]\nname = \"owner-disabled\"\nowner_states = [\"DISABLED\"]\n",
+        scratch_file("ledger.jsonl")
+    ))
+}
+
+#[tokio::test]
+async fn a_re_read_that_lost_a_date_or_changed_owner_is_not_deleted() {
+    // t3-disabled-owner has all three dates; its rule has no time condition, so only the
+    // comparison with the scan can stop the deletion.
+    let cases: &[(&str, Option<&str>, &str)] = &[
+        (
+            "last use",
+            Some("DateLastUsed"),
+            "the service no longer reports a date it reported at the scan",
+        ),
+        (
+            "creation",
+            Some("DateCreated"),
+            "the service no longer reports a date it reported at the scan",
+        ),
+        (
+            "expiry",
+            Some("ExpiresTime"),
+            "the service no longer reports a date it reported at the scan",
+        ),
+        ("owner", None, "the token's owner changed since the scan"),
+    ];
+    for (case, omitted, reason) in cases {
+        let server = start_scenario(BASIC).await;
+        let ctx = scanned(owner_disabled_only(), &server).await;
+        match omitted {
+            Some(member) => server.sim.set_op_faults(
+                "GetPersonalAccessTokenMetadata",
+                OpFaults {
+                    omit_members: vec![(*member).to_owned()],
+                    ..Default::default()
+                },
+            ),
+            None => server.sim.with_world(|w| {
+                let corp = w.orgs.get_mut(CORP).unwrap();
+                corp.tokens.get_mut("t3-disabled-owner").unwrap().user_id =
+                    "11111111-1111-1111-1111-111111111111".to_owned();
+            }),
+        }
+        let mut ledger = ledger_of(&ctx);
+        let summary = ctx
+            .cleanup(Some(&mut ledger), &CancellationToken::new())
+            .await;
+        assert!(server.sim.deleted().is_empty(), "case: {case}");
+        assert_eq!(
+            summary.count(Action::SkippedChanged),
+            1,
+            "case: {case}: {summary:?}"
+        );
+        let run = ctx.shared.org(CORP).unwrap().cleanup.unwrap();
+        let a = run
+            .actions
+            .iter()
+            .find(|a| a.token_id == "t3-disabled-owner")
+            .unwrap();
+        assert_eq!(a.action, Action::SkippedChanged, "case: {case}");
+        assert_eq!(a.reason, *reason, "case: {case}");
+    }
+}
+
+#[tokio::test]
+async fn the_daily_budget_counts_the_deletions_of_the_last_24_hours_only() {
+    let server = start_scenario(BASIC).await;
+    let mut cfg = owner_disabled_only();
+    cfg.cleanup.rules[0].owner_states = Some(vec![
+        workmail_pat_monitor::inventory::OwnerState::Disabled,
+        workmail_pat_monitor::inventory::OwnerState::Deleted,
+    ]);
+    cfg.cleanup.max_deletions_per_day = 2;
+    let ctx = scanned(cfg, &server).await;
+    // Earlier runs deleted one token 25 hours ago (outside the window) and one an hour ago.
+    let mut ledger = ledger_of(&ctx);
+    {
+        let record = |token: &str, hours: i64| {
+            let mut r: Record = serde_json::from_value(serde_json::json!({
+                "timestamp": now() - chrono::Duration::hours(hours),
+                "mode": "enforce", "organization_id": CORP, "organization": "corp",
+                "user_id": "u", "user_name": null, "user_email": null, "user_state": "ENABLED",
+                "token_id": token, "token_name": "earlier", "token_created": null,
+                "token_last_used": null, "token_expires": null, "rule": "owner-disabled",
+                "reason": "earlier run", "outcome": "deleted"
+            }))
+            .unwrap();
+            r.run_id = "earlier".to_owned();
+            r
+        };
+        let mut locked = ledger.lock().unwrap();
+        locked.write(&record("earlier-25h", 25), true).unwrap();
+        locked.write(&record("earlier-1h", 1), true).unwrap();
+    }
+    let summary = ctx
+        .cleanup(Some(&mut ledger), &CancellationToken::new())
+        .await;
+    // t3-disabled-owner and t4-expired (owner DELETED) both match: one fits the budget.
+    assert_eq!(server.sim.deleted().len(), 1, "{summary:?}");
+    assert_eq!(summary.count(Action::Deleted), 1);
+    assert_eq!(summary.count(Action::SkippedLimit), 1);
+    let run = ctx.shared.org(CORP).unwrap().cleanup.unwrap();
+    let held = run
+        .actions
+        .iter()
+        .find(|a| a.action == Action::SkippedLimit)
+        .unwrap();
+    assert!(
+        held.reason
+            .starts_with("max_deletions_per_day (2) reached: 1 spent in the last 24 hours"),
+        "{}",
+        held.reason
+    );
+}
+
+#[tokio::test]
+async fn an_intent_whose_re_read_fails_stays_open_and_is_reconciled_later() {
+    let server = start_scenario(BASIC).await;
+    let ctx = scanned(owner_disabled_only(), &server).await;
+    // An intent an earlier run left for a token that is gone since.
+    let mut ledger = ledger_of(&ctx);
+    {
+        let intent: Record = serde_json::from_value(serde_json::json!({
+            "timestamp": now() - chrono::Duration::minutes(5),
+            "mode": "enforce", "organization_id": CORP, "organization": "corp",
+            "user_id": "u-gone", "user_name": "gone-user", "user_email": "gone@corp.example.com",
+            "user_state": "DISABLED", "token_id": "t-gone", "token_name": "old", "token_created": null,
+            "token_last_used": null, "token_expires": null, "rule": "owner-disabled",
+            "reason": "owner is DISABLED", "outcome": "intent"
+        }))
+        .unwrap();
+        ledger.lock().unwrap().write(&intent, true).unwrap();
+    }
+    server.sim.set_op_faults(
+        "GetPersonalAccessTokenMetadata",
+        OpFaults {
+            internal_error_rate: 1.0,
+            ..Default::default()
+        },
+    );
+    let summary = ctx
+        .cleanup(Some(&mut ledger), &CancellationToken::new())
+        .await;
+    assert_eq!(
+        (summary.reconciled, summary.unreconciled),
+        (0, 1),
+        "{summary:?}"
+    );
+    assert!(summary.needs_attention());
+
+    server
+        .sim
+        .set_op_faults("GetPersonalAccessTokenMetadata", OpFaults::default());
+    let summary = ctx
+        .cleanup(Some(&mut ledger), &CancellationToken::new())
+        .await;
+    assert_eq!(
+        (summary.reconciled, summary.unreconciled),
+        (1, 0),
+        "{summary:?}"
+    );
+    let text = std::fs::read_to_string(ctx.config.cleanup.audit_log.as_ref().unwrap()).unwrap();
+    let reconciled: Record = text
+        .lines()
+        .map(|l| serde_json::from_str::<Record>(l).unwrap())
+        .find(|r| r.token_id == "t-gone" && r.reconciled)
+        .unwrap();
+    assert_eq!(reconciled.outcome, Action::Deleted);
+    // The reconciled record carries what the intent knew of the owner.
+    assert_eq!(reconciled.user_name.as_deref(), Some("gone-user"));
+    assert_eq!(
+        reconciled.user_email.as_deref(),
+        Some("gone@corp.example.com")
+    );
+    assert_eq!(
+        reconciled.user_state,
+        workmail_pat_monitor::inventory::OwnerState::Disabled
+    );
 }

@@ -112,6 +112,10 @@ async fn a_deletion_killed_before_its_answer_ends_with_exactly_one_deleted_recor
         .set_op_faults("DeletePersonalAccessToken", OpFaults::default());
     let (code, out) = run_once(&server, &config).await;
     assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("1 earlier delete intent(s) reconciled"),
+        "{out}"
+    );
     let recs = records(&ledger);
     let o = outcomes(&recs, &gone);
     assert_eq!(count(&o, "deleted"), 1, "{gone}: {o:?}");
@@ -282,4 +286,40 @@ async fn a_token_whose_owner_the_api_describes_without_name_or_email_is_held() {
             "{r}"
         );
     }
+}
+
+#[tokio::test]
+async fn check_config_scan_reconciles_the_ledger_and_deletes_nothing() {
+    let server = start_scenario(&stale_scenario()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, ledger) = write_config(dir.path(), "");
+    // An intent a crashed run left, for a token the service has deleted since.
+    let intent = serde_json::json!({
+        "timestamp": "2026-11-01T11:00:00Z", "mode": "enforce", "organization_id": CORP,
+        "organization": "corp", "user_id": "11111111-1111-1111-1111-111111111111",
+        "user_name": "alice", "user_email": null, "user_state": "ENABLED",
+        "token_id": "stale-gone", "token_name": "gone", "token_created": null,
+        "token_last_used": null, "token_expires": null, "rule": "unused-180d",
+        "reason": "last used long ago", "outcome": "intent", "run_id": "crashed", "pid": 1
+    });
+    std::fs::write(&ledger, format!("{intent}\n")).unwrap();
+    let mut cmd = bin_against(&server);
+    cmd.args(["check-config", "--scan", "--config"])
+        .arg(&config);
+    let out = output_of("check-config --scan", &mut cmd).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 open delete intent(s) reconciled, 0 still open"),
+        "{stdout}"
+    );
+    let o = outcomes(&records(&ledger), "stale-gone");
+    assert_eq!(o, ["intent", "deleted"], "{o:?}");
+    assert!(server.sim.deleted().is_empty(), "it deletes nothing");
+    assert_eq!(server.sim.calls().count("DeletePersonalAccessToken"), 0);
 }
