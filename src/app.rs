@@ -256,11 +256,10 @@ impl Context {
             .client(Some(region), role, &format!("discovery-{region}"))
             .await;
         let mut found = Vec::new();
-        let mut next = None;
-        let mut seen = std::collections::HashSet::new();
+        let mut pager = crate::workmail::Pager::new("ListOrganizations");
         loop {
             let (page, following) = client
-                .list_organizations_page(next, self.config.scan.page_size)
+                .list_organizations_page(pager.token(), self.config.scan.page_size)
                 .await?;
             found.extend(
                 page.into_iter()
@@ -271,14 +270,8 @@ impl Context {
                         region: region.to_owned(),
                     }),
             );
-            match following {
-                None => return Ok(found),
-                Some(n) if !seen.insert(n.clone()) => {
-                    return Err(crate::workmail::ApiError::repeated_token(
-                        "ListOrganizations",
-                    ));
-                }
-                Some(n) => next = Some(n),
+            if !pager.advance(following)? {
+                return Ok(found);
             }
         }
     }

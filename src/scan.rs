@@ -13,10 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::{OwnerLookup, ScanConfig};
 use crate::inventory::{OrgInventory, OrgRef, Owner};
-use crate::workmail::{ApiError, WorkMail};
-
-/// Listings longer than this many pages are treated as a service fault.
-const MAX_PAGES: usize = 1_000_000;
+use crate::workmail::{ApiError, Pager, WorkMail};
 
 /// A scan that did not complete.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -176,11 +173,11 @@ async fn list_all_tokens(
 ) -> Result<Vec<crate::inventory::Token>, ScanError> {
     let mut tokens = Vec::new();
     let mut seen_ids = HashSet::new();
-    let mut seen_next = HashSet::new();
-    let mut next: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let sent = next.clone();
-        let (page, following) = client.list_tokens_page(&org.id, next, page_size).await?;
+    let mut pager = Pager::new("ListPersonalAccessTokens");
+    loop {
+        let (page, following) = client
+            .list_tokens_page(&org.id, pager.token(), page_size)
+            .await?;
         for t in page {
             // The same id on two pages is one token; counting it twice would skew every
             // aggregate, and acting on it twice is pointless.
@@ -193,17 +190,10 @@ async fn list_all_tokens(
         if let Some(p) = progress {
             p(org, tokens.len());
         }
-        match following {
-            None => return Ok(tokens),
-            Some(n) if Some(&n) == sent.as_ref() || !seen_next.insert(n.clone()) => {
-                // The SDK's paginators stop silently here; an incomplete listing must
-                // not pass for a complete one.
-                return Err(ApiError::repeated_token("ListPersonalAccessTokens").into());
-            }
-            Some(n) => next = Some(n),
+        if !pager.advance(following)? {
+            return Ok(tokens);
         }
     }
-    Err(ApiError::repeated_token("ListPersonalAccessTokens").into())
 }
 
 async fn resolve_owners(
@@ -246,14 +236,14 @@ async fn resolve_owners(
     };
     if use_list {
         let wanted: HashSet<String> = need.iter().cloned().collect();
-        let mut next = None;
+        let mut pager = Pager::new("ListUsers");
         let mut pages = 0usize;
         let mut found = 0usize;
         let mut listed = 0usize;
-        let mut seen_next = HashSet::new();
         let complete = loop {
-            let sent = next.clone();
-            let (users, following) = client.list_users_page(&org.id, next, cfg.page_size).await?;
+            let (users, following) = client
+                .list_users_page(&org.id, pager.token(), cfg.page_size)
+                .await?;
             pages += 1;
             for u in users {
                 listed += 1;
@@ -265,12 +255,8 @@ async fn resolve_owners(
                     owners.insert(u.user_id.clone(), u);
                 }
             }
-            match following {
-                None => break true,
-                Some(n) if Some(&n) == sent.as_ref() || !seen_next.insert(n.clone()) => {
-                    return Err(ApiError::repeated_token("ListUsers").into());
-                }
-                Some(n) => next = Some(n),
+            if !pager.advance(following)? {
+                break true;
             }
             if found == wanted.len() {
                 break false;

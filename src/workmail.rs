@@ -158,7 +158,7 @@ impl ApiError {
         Self::plain(
             operation,
             "repeated_next_token",
-            "the service returned the NextToken it was sent; the listing is incomplete",
+            "the service returned a NextToken it had returned before; the listing is incomplete",
         )
     }
 
@@ -598,6 +598,53 @@ fn owner_state(s: Option<&aws_sdk_workmail::types::EntityState>) -> (OwnerState,
 
 /// A page of a listing: items and the token of the next page.
 pub type Page<T> = (Vec<T>, Option<String>);
+
+/// Listings longer than this many pages are treated as a service fault.
+pub const MAX_PAGES: usize = 1_000_000;
+
+/// The `NextToken`s of one listing, and the one rule about them: a token the service sends
+/// twice (or sends back) means the listing would never end or skip pages, so the listing is
+/// incomplete. The SDK's paginators stop silently there; an incomplete listing must never
+/// pass for a complete one. A listing past [`MAX_PAGES`] pages is incomplete too.
+#[derive(Debug)]
+pub struct Pager {
+    operation: &'static str,
+    next: Option<String>,
+    seen: std::collections::HashSet<String>,
+    pages: usize,
+}
+
+impl Pager {
+    /// The pages of `operation`, from the first.
+    pub fn new(operation: &'static str) -> Self {
+        Self {
+            operation,
+            next: None,
+            seen: Default::default(),
+            pages: 0,
+        }
+    }
+
+    /// The token to ask for the next page with (`None` for the first).
+    pub fn token(&self) -> Option<String> {
+        self.next.clone()
+    }
+
+    /// Takes the token a page answered with: `Ok(true)` when another page follows,
+    /// `Ok(false)` when the listing is complete, an error when the token was seen before or
+    /// the listing is too long.
+    pub fn advance(&mut self, following: Option<String>) -> Result<bool, ApiError> {
+        self.pages += 1;
+        let Some(n) = following else {
+            return Ok(false);
+        };
+        if self.pages >= MAX_PAGES || !self.seen.insert(n.clone()) {
+            return Err(ApiError::repeated_token(self.operation));
+        }
+        self.next = Some(n);
+        Ok(true)
+    }
+}
 
 impl WorkMail {
     /// One page of `ListOrganizations`.
@@ -1077,5 +1124,64 @@ impl ClientFactory {
             ),
             profile: std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_ends_once_and_a_token_seen_before_makes_it_incomplete() {
+        let t = |s: &str| Some(s.to_owned());
+        // (case, what each page answers, pages until complete or Err when incomplete)
+        type Case = (&'static str, Vec<Option<String>>, Result<usize, ()>);
+        let cases: &[Case] = &[
+            ("one page", vec![None], Ok(1)),
+            ("three pages", vec![t("a"), t("b"), None], Ok(3)),
+            ("the token sent comes back", vec![t("a"), t("a")], Err(())),
+            ("an older token comes back", vec![t("a"), t("b"), t("a")], Err(())),
+        ];
+        for (case, answers, want) in cases {
+            let mut pager = Pager::new("ListUsers");
+            let mut asked = vec![pager.token()];
+            let mut got = Ok(0);
+            for (i, a) in answers.iter().enumerate() {
+                match pager.advance(a.clone()) {
+                    Ok(true) => asked.push(pager.token()),
+                    Ok(false) => {
+                        got = Ok(i + 1);
+                        break;
+                    }
+                    Err(e) => {
+                        assert_eq!(e.kind(), "repeated_next_token", "case: {case}");
+                        assert_eq!(e.operation, "ListUsers", "case: {case}");
+                        got = Err(());
+                        break;
+                    }
+                }
+            }
+            assert_eq!(&got, want, "case: {case}");
+            // Each page asks with the token the page before it answered with.
+            assert_eq!(asked[0], None, "case: {case}");
+            for (a, next) in answers.iter().zip(asked.iter().skip(1)) {
+                assert_eq!(a, next, "case: {case}");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_read_as_one_line_of_messages() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer failure")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("middle: inner detail")]
+        struct Inner(#[source] std::io::Error);
+        let e = Outer(Inner(std::io::Error::other("inner detail")));
+        // The inner message is already in the middle one: said once.
+        assert_eq!(error_chain(&e), "outer failure: middle: inner detail");
+        let multi = std::io::Error::other("first line\n  second line\n");
+        assert_eq!(error_chain(&multi), "first line; second line");
     }
 }
