@@ -263,9 +263,12 @@ pub struct Pending {
     pub at: DateTime<Utc>,
 }
 
-/// The policy's view of one organization at one instant.
+/// The policy's view of one organization at one instant: what the report, the status page
+/// and the metrics show of the cleanup policy, all from this one evaluation.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OrgPlan {
+    /// Each token's verdict, by its position in the inventory.
+    pub verdicts: Vec<Verdict>,
     /// Eligible now, oldest eligibility first.
     pub candidates: Vec<Candidate>,
     /// Named by a rule but excluded.
@@ -284,21 +287,31 @@ pub fn plan(cleanup: &CleanupConfig, inv: &OrgInventory, now: DateTime<Utc>) -> 
         ..Default::default()
     };
     for (index, token) in inv.tokens.iter().enumerate() {
-        match verdict(cleanup, inv, token, now) {
-            Verdict::Eligible { rule, since } => {
-                out.candidates.push(Candidate { index, rule, since })
-            }
-            Verdict::Upcoming { rule, at } if at - now <= warn => {
-                out.pending.push(Pending { index, rule, at })
-            }
+        let v = verdict(cleanup, inv, token, now);
+        match &v {
+            Verdict::Eligible { rule, since } => out.candidates.push(Candidate {
+                index,
+                rule: *rule,
+                since: *since,
+            }),
+            Verdict::Upcoming { rule, at } if *at - now <= warn => out.pending.push(Pending {
+                index,
+                rule: *rule,
+                at: *at,
+            }),
             // Only a protection that matters now is worth a decision record.
             Verdict::Excluded {
                 rule,
                 by,
                 now: true,
-            } => out.protected.push(Protected { index, rule, by }),
+            } => out.protected.push(Protected {
+                index,
+                rule: *rule,
+                by: by.clone(),
+            }),
             Verdict::Upcoming { .. } | Verdict::Excluded { .. } | Verdict::Never => {}
         }
+        out.verdicts.push(v);
     }
     out.candidates.sort_by(|a, b| {
         a.since

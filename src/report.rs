@@ -9,7 +9,7 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::config::Config;
 use crate::inventory::{OrgInventory, OwnerState, Token};
-use crate::policy::{self, Verdict};
+use crate::policy::Verdict;
 use crate::state::OrgStatus;
 
 /// Report schema version; bumped on any incompatible change.
@@ -182,7 +182,7 @@ pub fn build_filtered(
     let rows = org_rows(orgs, filter);
     let tokens = sorted_tokens(orgs, filter, now)
         .into_iter()
-        .map(|(_, st, inv, t)| token_row(config, st, inv, t, now))
+        .map(|(_, st, inv, i)| token_row(config, st, inv, i, now))
         .filter(|row| filter.keep(row, now))
         .collect();
     Report {
@@ -213,12 +213,12 @@ pub fn write_json(
     serde_json::to_writer(&mut out, &rows)?;
     out.write_all(b",\"tokens\":[")?;
     let mut first = true;
-    for (_, st, inv, t) in sorted_tokens(orgs, &filter, now) {
+    for (_, st, inv, i) in sorted_tokens(orgs, &filter, now) {
         if !first {
             out.write_all(b",")?;
         }
         first = false;
-        serde_json::to_writer(&mut out, &token_row(config, st, inv, t, now))?;
+        serde_json::to_writer(&mut out, &token_row(config, st, inv, i, now))?;
     }
     out.write_all(b"]}")
 }
@@ -248,7 +248,8 @@ fn days_left(t: &Token, now: DateTime<Utc>) -> Option<f64> {
         .map(|e| ((e - now).num_seconds() as f64 / 8640.0).floor() / 10.0)
 }
 
-type Sorted<'a> = (f64, &'a OrgStatus, &'a OrgInventory, &'a Token);
+/// A token of the report, by its position in its organization's inventory, with its sort key.
+type Sorted<'a> = (f64, &'a OrgStatus, &'a OrgInventory, usize);
 
 /// The selected organizations' tokens, soonest expiry first, then by organization and id.
 fn sorted_tokens<'a>(
@@ -263,61 +264,63 @@ fn sorted_tokens<'a>(
         .flat_map(|(st, inv)| {
             inv.tokens
                 .iter()
-                .map(move |t| (days_left(t, now).unwrap_or(f64::INFINITY), st, inv, t))
+                .enumerate()
+                .map(move |(i, t)| (days_left(t, now).unwrap_or(f64::INFINITY), st, inv, i))
         })
         .collect();
     out.sort_by(|a, b| {
         a.0.total_cmp(&b.0)
             .then_with(|| a.1.org.label.cmp(&b.1.org.label))
-            .then_with(|| a.3.id.cmp(&b.3.id))
+            .then_with(|| a.2.tokens[a.3].id.cmp(&b.2.tokens[b.3].id))
     });
     out
+}
+
+/// The verdict the plan published with the scan gave a token.
+fn published_verdict(config: &Config, st: &OrgStatus, index: usize) -> CleanupVerdict {
+    let none = CleanupVerdict {
+        status: VerdictStatus::None,
+        rule: None,
+        at: None,
+        excluded_by: None,
+    };
+    let Some(verdict) = st.plan.as_ref().and_then(|p| p.verdicts.get(index)) else {
+        return none;
+    };
+    let name = |id| Some(config.cleanup.rule(id).name.clone());
+    match verdict {
+        Verdict::Eligible { rule, since } => CleanupVerdict {
+            status: VerdictStatus::Eligible,
+            rule: name(*rule),
+            at: (*since != DateTime::<Utc>::MIN_UTC).then_some(*since),
+            excluded_by: None,
+        },
+        Verdict::Upcoming { rule, at } => CleanupVerdict {
+            status: VerdictStatus::Upcoming,
+            rule: name(*rule),
+            at: Some(*at),
+            excluded_by: None,
+        },
+        Verdict::Excluded { rule, by, .. } => CleanupVerdict {
+            status: VerdictStatus::Excluded,
+            rule: name(*rule),
+            at: None,
+            excluded_by: Some(by.text.clone()),
+        },
+        Verdict::Never => none,
+    }
 }
 
 fn token_row(
     config: &Config,
     st: &OrgStatus,
     inv: &OrgInventory,
-    t: &Token,
+    index: usize,
     now: DateTime<Utc>,
 ) -> TokenRow {
+    let t = &inv.tokens[index];
     let owner = inv.owner_of(t);
-    let cleanup = if config.cleanup.rules.is_empty() {
-        CleanupVerdict {
-            status: VerdictStatus::None,
-            rule: None,
-            at: None,
-            excluded_by: None,
-        }
-    } else {
-        let name = |id| Some(config.cleanup.rule(id).name.clone());
-        match policy::verdict(&config.cleanup, inv, t, now) {
-            Verdict::Eligible { rule, since } => CleanupVerdict {
-                status: VerdictStatus::Eligible,
-                rule: name(rule),
-                at: (since != DateTime::<Utc>::MIN_UTC).then_some(since),
-                excluded_by: None,
-            },
-            Verdict::Upcoming { rule, at } => CleanupVerdict {
-                status: VerdictStatus::Upcoming,
-                rule: name(rule),
-                at: Some(at),
-                excluded_by: None,
-            },
-            Verdict::Excluded { rule, by, .. } => CleanupVerdict {
-                status: VerdictStatus::Excluded,
-                rule: name(rule),
-                at: None,
-                excluded_by: Some(by.text),
-            },
-            Verdict::Never => CleanupVerdict {
-                status: VerdictStatus::None,
-                rule: None,
-                at: None,
-                excluded_by: None,
-            },
-        }
-    };
+    let cleanup = published_verdict(config, st, index);
     TokenRow {
         organization_id: st.org.id.clone(),
         organization: st.org.label.clone(),

@@ -274,14 +274,20 @@ pub fn render(config: &Config, orgs: &[OrgStatus], now: DateTime<Utc>) -> String
             &eligible,
             eligible.len(),
         );
-        let warn = chrono::Duration::from_std(config.cleanup.warn_before).unwrap_or_default();
+        // Pending as the plan published with the scan says (the metrics say the same).
+        let pending_ids: std::collections::HashSet<(&str, &str)> = orgs
+            .iter()
+            .filter_map(|st| Some((st, st.inventory.as_deref()?, st.plan.as_deref()?)))
+            .flat_map(|(st, inv, plan)| {
+                plan.pending
+                    .iter()
+                    .map(move |p| (st.org.id.as_str(), inv.tokens[p.index].id.as_str()))
+            })
+            .collect();
         let pending: Vec<&TokenRow> = report
             .tokens
             .iter()
-            .filter(|r| {
-                r.cleanup.status == VerdictStatus::Upcoming
-                    && r.cleanup.at.is_some_and(|a| a - now <= warn)
-            })
+            .filter(|r| pending_ids.contains(&(r.organization_id.as_str(), r.token_id.as_str())))
             .collect();
         token_table(
             &mut out,

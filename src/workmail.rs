@@ -1140,7 +1140,11 @@ mod tests {
             ("one page", vec![None], Ok(1)),
             ("three pages", vec![t("a"), t("b"), None], Ok(3)),
             ("the token sent comes back", vec![t("a"), t("a")], Err(())),
-            ("an older token comes back", vec![t("a"), t("b"), t("a")], Err(())),
+            (
+                "an older token comes back",
+                vec![t("a"), t("b"), t("a")],
+                Err(()),
+            ),
         ];
         for (case, answers, want) in cases {
             let mut pager = Pager::new("ListUsers");

@@ -255,3 +255,52 @@ async fn report_files_are_readable_by_their_owner_only() {
             .starts_with("organization_id,")
     );
 }
+
+#[tokio::test]
+async fn the_report_the_status_page_and_the_metrics_show_the_plan_published_with_the_scan() {
+    let server = start_scenario(BASIC).await;
+    let mut cfg = base_config(&RULES.replace("mode = \"off\"", "mode = \"dry-run\""));
+    cfg.cleanup.warn_before = std::time::Duration::from_secs(400 * 86_400);
+    let (opts, clock) = options();
+    let ctx = workmail_pat_monitor::app::Context::new(cfg, source(&server), &opts).await;
+    for org in ctx.resolve_orgs().await.unwrap() {
+        let _ = ctx.scan_and_publish(&org, None).await;
+    }
+    let at_scan = report::build(&ctx.config, &ctx.shared.snapshot(), clock.now());
+    // Time passes without a scan: tokens that would be eligible by now are still shown as
+    // the published plan says, everywhere alike.
+    clock.advance(chrono::Duration::days(365));
+    let later = report::build(&ctx.config, &ctx.shared.snapshot(), clock.now());
+    let verdicts = |r: &report::Report| -> Vec<(String, report::CleanupVerdict)> {
+        r.tokens
+            .iter()
+            .map(|t| (t.token_id.clone(), t.cleanup.clone()))
+            .collect()
+    };
+    let mut a = verdicts(&at_scan);
+    let mut b = verdicts(&later);
+    a.sort_by(|x, y| x.0.cmp(&y.0));
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(a, b);
+    let upcoming = later
+        .tokens
+        .iter()
+        .filter(|t| t.cleanup.status == report::VerdictStatus::Upcoming)
+        .count();
+    assert!(upcoming > 0);
+    let text = ctx.metrics.render(&ctx.shared);
+    let pending: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("workmail_pat_cleanup_pending{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(pending as usize, upcoming, "{text}");
+    let page =
+        workmail_pat_monitor::status::render(&ctx.config, &ctx.shared.snapshot(), clock.now());
+    assert!(
+        page.contains(&format!(
+            "Pending within 400d <span class=\"count\">{upcoming}</span>"
+        )),
+        "{page}"
+    );
+}
