@@ -177,7 +177,7 @@ pub struct ServerConfig {
 }
 
 /// How owners are resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OwnerLookup {
     /// Per organization, whichever of `DescribeUser` or `ListUsers` costs fewer calls.
@@ -189,7 +189,7 @@ pub enum OwnerLookup {
 }
 
 /// SDK retry mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RetryMode {
     /// Exponential backoff with jitter.
@@ -238,7 +238,7 @@ impl Serialize for Window {
 }
 
 /// A user attribute that may become a label of per-token series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserLabel {
     /// `user_name`.
@@ -250,7 +250,14 @@ pub enum UserLabel {
 }
 
 impl UserLabel {
-    /// The label name.
+    /// Every label, in the order the errors list them.
+    pub const ALL: [UserLabel; 3] = [
+        UserLabel::UserName,
+        UserLabel::Email,
+        UserLabel::DisplayName,
+    ];
+
+    /// The label name (its wire name).
     pub fn label(self) -> &'static str {
         match self {
             UserLabel::UserName => "user_name",
@@ -258,6 +265,16 @@ impl UserLabel {
             UserLabel::DisplayName => "display_name",
         }
     }
+}
+
+impl OwnerLookup {
+    /// Every value, in the order the errors list them.
+    pub const ALL: [OwnerLookup; 3] = [OwnerLookup::Auto, OwnerLookup::Describe, OwnerLookup::List];
+}
+
+impl RetryMode {
+    /// Every value, in the order the errors list them.
+    pub const ALL: [RetryMode; 2] = [RetryMode::Standard, RetryMode::Adaptive];
 }
 
 /// `[metrics]`.
@@ -340,6 +357,9 @@ impl std::fmt::Display for CleanupMode {
 }
 
 impl CleanupMode {
+    /// Every mode, in the order the errors list them.
+    pub const ALL: [CleanupMode; 3] = [CleanupMode::Off, CleanupMode::DryRun, CleanupMode::Enforce];
+
     /// As written in the config and in audit records.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -702,15 +722,31 @@ impl Validator<'_> {
     }
 
     fn mode(&self, key: &str, v: &str) -> Result<CleanupMode, ConfigError> {
-        match v {
-            "off" => Ok(CleanupMode::Off),
-            "dry-run" => Ok(CleanupMode::DryRun),
-            "enforce" => Ok(CleanupMode::Enforce),
-            other => Err(self.err(
-                key,
-                format!("unknown mode {other:?} (expected \"off\", \"dry-run\" or \"enforce\")"),
-            )),
-        }
+        self.variant(key, v, "mode", &CleanupMode::ALL)
+    }
+
+    /// A value of a closed set, by the wire names serde derives for it; the error lists
+    /// them, e.g. `unknown mode "yolo" (expected "off", "dry-run" or "enforce")`.
+    fn variant<T>(&self, key: &str, v: &str, what: &str, all: &[T]) -> Result<T, ConfigError>
+    where
+        T: serde::de::DeserializeOwned + Serialize,
+    {
+        use serde::de::IntoDeserializer as _;
+        let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            v.into_deserializer();
+        T::deserialize(de).map_err(|_| {
+            let names: Vec<String> = all
+                .iter()
+                .filter_map(|x| serde_json::to_value(x).ok())
+                .filter_map(|x| x.as_str().map(|s| format!("{s:?}")))
+                .collect();
+            let expected = match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                Some((last, _)) => last.clone(),
+                None => String::new(),
+            };
+            self.err(key, format!("unknown {what} {v:?} (expected {expected})"))
+        })
     }
 
     fn addr(&self, key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
@@ -738,19 +774,43 @@ impl Validator<'_> {
     }
 
     fn config(&self, raw: Raw) -> Result<Config, ConfigError> {
-        let server = ServerConfig {
+        let server = self.server(&raw.server)?;
+        let scan = self.scan(&raw.scan)?;
+        let metrics = self.metrics(raw.metrics)?;
+        let organizations = self.organizations(raw.organizations)?;
+        let discovery = raw.discovery.map(|d| self.discovery(d)).transpose()?;
+        if organizations.is_empty() && discovery.is_none() {
+            return Err(self.err(
+                "organizations",
+                "no organizations: add [[organizations]] entries or a [discovery] section",
+            ));
+        }
+        let cleanup = self.cleanup(raw.cleanup, &organizations)?;
+        Ok(Config {
+            server,
+            scan,
+            metrics,
+            organizations,
+            discovery,
+            cleanup,
+        })
+    }
+
+    fn server(&self, raw: &RawServer) -> Result<ServerConfig, ConfigError> {
+        Ok(ServerConfig {
             listen: self.addr(
                 "server.listen",
-                raw.server.listen.as_deref().unwrap_or("0.0.0.0:9795"),
+                raw.listen.as_deref().unwrap_or("0.0.0.0:9795"),
             )?,
             probe_listen: raw
-                .server
                 .probe_listen
                 .as_deref()
                 .map(|v| self.addr("server.probe_listen", v))
                 .transpose()?,
-        };
-        let s = &raw.scan;
+        })
+    }
+
+    fn scan(&self, s: &RawScan) -> Result<ScanConfig, ConfigError> {
         let interval = self.opt_duration("scan.interval", s.interval.as_ref(), mins(10))?;
         if interval < Duration::from_secs(1) {
             return Err(self.err("scan.interval", "must be at least 1s"));
@@ -760,7 +820,7 @@ impl Validator<'_> {
         if call_timeout < Duration::from_millis(10) || call_timeout > Duration::from_secs(600) {
             return Err(self.err("scan.call_timeout", "must be between 10ms and 10m"));
         }
-        let scan = ScanConfig {
+        Ok(ScanConfig {
             interval,
             page_size: self.int("scan.page_size", s.page_size, 100, 1..=100)?,
             max_concurrency: self.int("scan.max_concurrency", s.max_concurrency, 8, 1..=256)?,
@@ -771,31 +831,22 @@ impl Validator<'_> {
             )?,
             call_timeout,
             max_attempts: self.int("scan.max_attempts", s.max_attempts, 5, 1..=20)?,
-            retry_mode: match s.retry_mode.as_deref().unwrap_or("adaptive") {
-                "adaptive" => RetryMode::Adaptive,
-                "standard" => RetryMode::Standard,
-                other => {
-                    return Err(self.err(
-                        "scan.retry_mode",
-                        format!("unknown mode {other:?} (expected \"standard\" or \"adaptive\")"),
-                    ));
-                }
-            },
-            owner_lookup: match s.owner_lookup.as_deref().unwrap_or("auto") {
-                "auto" => OwnerLookup::Auto,
-                "describe" => OwnerLookup::Describe,
-                "list" => OwnerLookup::List,
-                other => {
-                    return Err(self.err(
-                        "scan.owner_lookup",
-                        format!(
-                            "unknown value {other:?} (expected \"auto\", \"describe\" or \"list\")"
-                        ),
-                    ));
-                }
-            },
-        };
-        let m = raw.metrics;
+            retry_mode: self.variant(
+                "scan.retry_mode",
+                s.retry_mode.as_deref().unwrap_or("adaptive"),
+                "mode",
+                &RetryMode::ALL,
+            )?,
+            owner_lookup: self.variant(
+                "scan.owner_lookup",
+                s.owner_lookup.as_deref().unwrap_or("auto"),
+                "value",
+                &OwnerLookup::ALL,
+            )?,
+        })
+    }
+
+    fn metrics(&self, m: RawMetrics) -> Result<MetricsConfig, ConfigError> {
         let mut user_labels = Vec::new();
         for (i, l) in m
             .user_labels
@@ -803,28 +854,14 @@ impl Validator<'_> {
             .iter()
             .enumerate()
         {
-            let label = match l.as_str() {
-                "user_name" => UserLabel::UserName,
-                "email" => UserLabel::Email,
-                "display_name" => UserLabel::DisplayName,
-                other => {
-                    return Err(self.err(
-                        format!("metrics.user_labels[{i}]"),
-                        format!(
-                            "unknown label {other:?} (expected \"user_name\", \"email\" or \"display_name\")"
-                        ),
-                    ));
-                }
-            };
+            let key = format!("metrics.user_labels[{i}]");
+            let label: UserLabel = self.variant(&key, l, "label", &UserLabel::ALL)?;
             if user_labels.contains(&label) {
-                return Err(self.err(
-                    format!("metrics.user_labels[{i}]"),
-                    format!("{l:?} is listed twice"),
-                ));
+                return Err(self.err(key, format!("{l:?} is listed twice")));
             }
             user_labels.push(label);
         }
-        let metrics = MetricsConfig {
+        Ok(MetricsConfig {
             expiry_windows: self.windows(
                 "metrics.expiry_windows",
                 m.expiry_windows,
@@ -837,12 +874,14 @@ impl Validator<'_> {
             )?,
             per_token: m.per_token.unwrap_or(true),
             user_labels,
-        };
+        })
+    }
 
+    fn organizations(&self, raw: Vec<RawOrg>) -> Result<Vec<OrgConfig>, ConfigError> {
         let mut organizations = Vec::new();
         let mut seen_ids = BTreeSet::new();
         let mut seen_aliases = BTreeSet::new();
-        for (i, o) in raw.organizations.into_iter().enumerate() {
+        for (i, o) in raw.into_iter().enumerate() {
             let key = |k: &str| format!("organizations[{i}].{k}");
             if !full_match("^m-[0-9a-f]{32}$", &o.id) {
                 return Err(self.err(
@@ -907,50 +946,34 @@ impl Validator<'_> {
                 cleanup,
             });
         }
-        let discovery = match raw.discovery {
-            Some(d) => {
-                if d.regions.is_empty() {
-                    return Err(self.err("discovery.regions", "must list at least one region"));
-                }
-                let mut regions = Vec::new();
-                for (i, r) in d.regions.iter().enumerate() {
-                    let r = self.region(&format!("discovery.regions[{i}]"), r)?;
-                    if regions.contains(&r) {
-                        return Err(self.err(
-                            format!("discovery.regions[{i}]"),
-                            format!("{r:?} is listed twice"),
-                        ));
-                    }
-                    regions.push(r);
-                }
-                if let Some(arn) = &d.role_arn {
-                    self.role_arn("discovery.role_arn", arn)?;
-                }
-                if d.external_id.is_some() && d.role_arn.is_none() {
-                    return Err(self.err("discovery.external_id", "is set but role_arn is not"));
-                }
-                Some(DiscoveryConfig {
-                    regions,
-                    role_arn: d.role_arn,
-                    external_id: d.external_id,
-                })
-            }
-            None => None,
-        };
-        if organizations.is_empty() && discovery.is_none() {
-            return Err(self.err(
-                "organizations",
-                "no organizations: add [[organizations]] entries or a [discovery] section",
-            ));
+        Ok(organizations)
+    }
+
+    fn discovery(&self, d: RawDiscovery) -> Result<DiscoveryConfig, ConfigError> {
+        if d.regions.is_empty() {
+            return Err(self.err("discovery.regions", "must list at least one region"));
         }
-        let cleanup = self.cleanup(raw.cleanup, &organizations)?;
-        Ok(Config {
-            server,
-            scan,
-            metrics,
-            organizations,
-            discovery,
-            cleanup,
+        let mut regions = Vec::new();
+        for (i, r) in d.regions.iter().enumerate() {
+            let r = self.region(&format!("discovery.regions[{i}]"), r)?;
+            if regions.contains(&r) {
+                return Err(self.err(
+                    format!("discovery.regions[{i}]"),
+                    format!("{r:?} is listed twice"),
+                ));
+            }
+            regions.push(r);
+        }
+        if let Some(arn) = &d.role_arn {
+            self.role_arn("discovery.role_arn", arn)?;
+        }
+        if d.external_id.is_some() && d.role_arn.is_none() {
+            return Err(self.err("discovery.external_id", "is set but role_arn is not"));
+        }
+        Ok(DiscoveryConfig {
+            regions,
+            role_arn: d.role_arn,
+            external_id: d.external_id,
         })
     }
 
@@ -1011,14 +1034,13 @@ impl Validator<'_> {
                     }
                     let mut out = Vec::new();
                     for (j, s) in states.iter().enumerate() {
-                        let st = OwnerState::parse(s).ok_or_else(|| {
-                            self.err(
-                                format!("cleanup.rules[{i}].owner_states[{j}]"),
-                                format!(
-                                    "unknown state {s:?} (expected ENABLED, DISABLED, DELETED or UNKNOWN)"
-                                ),
-                            )
-                        })?;
+                        // States are matched whatever their case, as the API's are uppercase.
+                        let st: OwnerState = self.variant(
+                            &format!("cleanup.rules[{i}].owner_states[{j}]"),
+                            &s.to_ascii_uppercase(),
+                            "state",
+                            &OwnerState::ALL,
+                        )?;
                         out.push(st);
                     }
                     Some(out)
