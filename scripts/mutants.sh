@@ -7,6 +7,7 @@
 #   scripts/mutants.sh            # results in target/mutants/*/mutants.out/
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target/mutants
 
 # The policy is pure: its unit tests must catch every mutant on their own.
 cargo mutants --file src/policy.rs -o target/mutants/policy -- --lib
