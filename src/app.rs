@@ -13,6 +13,7 @@ use aws_config::SdkConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::cleanup::{Cleaner, RunSummary};
 use crate::clock::Clock;
@@ -56,8 +57,6 @@ pub struct Options {
     pub clock: Clock,
     /// First retry backoff of SDK clients.
     pub initial_backoff: Duration,
-    /// Extra headers on every admin response.
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Cancelled to stop a `once` cleanup run between tokens (SIGTERM from a CronJob).
     pub stop: CancellationToken,
     /// The web configuration (TLS, basic auth, headers) of the main listener.
@@ -66,12 +65,10 @@ pub struct Options {
     pub http: ServeOptions,
     /// Counts the log lines the binary's non-blocking log writer dropped.
     pub log_drops: Option<crate::metrics::LogDrops>,
-    /// Called at the start of every scan, inside the scan task (fault-injection tests use it
-    /// to make a scan panic).
-    pub before_scan: Option<ScanHook>,
 }
 
-/// A function run at the start of every scan task.
+/// A function run at the start of every scan task: the seam through which fault-injection
+/// tests make a scan panic (see [`Context::with_scan_hook`]). Nothing else sets one.
 #[derive(Clone)]
 pub struct ScanHook(pub Arc<dyn Fn(&OrgRef) + Send + Sync>);
 
@@ -86,12 +83,10 @@ impl Default for Options {
         Self {
             clock: Clock::System,
             initial_backoff: Duration::from_secs(1),
-            headers: Vec::new(),
             stop: CancellationToken::new(),
             web: None,
             http: ServeOptions::default(),
             log_drops: None,
-            before_scan: None,
         }
     }
 }
@@ -142,7 +137,7 @@ impl Context {
             clients: Arc::new(Mutex::new(HashMap::new())),
             discovered: Arc::new(Mutex::new(HashMap::new())),
             discovery_failures: Arc::new(Mutex::new(Vec::new())),
-            before_scan: opts.before_scan.clone(),
+            before_scan: None,
         }
     }
 
@@ -151,6 +146,12 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// This context, with `hook` run at the start of every scan task (fault injection).
+    pub fn with_scan_hook(mut self, hook: ScanHook) -> Self {
+        self.before_scan = Some(hook);
+        self
     }
 
     /// Resolves the organizations to scan: configured ones, plus the Active ones that
@@ -291,6 +292,18 @@ impl Context {
         org: &OrgRef,
         progress: Option<Progress>,
     ) -> Result<(), ScanError> {
+        let span = tracing::info_span!("scan", organization = %org.label);
+        self.scan_in_span(org, progress, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    async fn scan_in_span(
+        &self,
+        org: &OrgRef,
+        progress: Option<Progress>,
+        span: tracing::Span,
+    ) -> Result<(), ScanError> {
         let client = self
             .clients
             .lock()
@@ -308,24 +321,27 @@ impl Context {
             let clock = self.clock.clone();
             let hook = self.before_scan.clone();
             // Aborted when dropped: a scan whose loop was cancelled stops with it.
-            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-                if let Some(h) = hook {
-                    (h.0)(&org);
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                async move {
+                    if let Some(h) = hook {
+                        (h.0)(&org);
+                    }
+                    let inv = scan::scan_org(
+                        &client,
+                        &org,
+                        &scan_cfg,
+                        &cache,
+                        clock.now(),
+                        progress.as_ref(),
+                    )
+                    .await;
+                    inv.map(|mut inv| {
+                        inv.scanned_at = clock.now();
+                        inv
+                    })
                 }
-                let inv = scan::scan_org(
-                    &client,
-                    &org,
-                    &scan_cfg,
-                    &cache,
-                    clock.now(),
-                    progress.as_ref(),
-                )
-                .await;
-                inv.map(|mut inv| {
-                    inv.scanned_at = clock.now();
-                    inv
-                })
-            }))
+                .instrument(span),
+            ))
         };
         let result = match task.await {
             Ok(r) => r,
@@ -342,7 +358,6 @@ impl Context {
         match result {
             Ok(inv) => {
                 tracing::info!(
-                    organization = %org.label,
                     tokens = inv.tokens.len(),
                     owners = inv.owners.len(),
                     seconds = duration,
@@ -355,21 +370,19 @@ impl Context {
             Err(e) => {
                 match e.hint() {
                     Some(hint) => tracing::warn!(
-                        organization = %org.label,
                         kind = e.kind(),
                         error = %e,
                         hint,
                         "scan failed; keeping the last complete data"
                     ),
                     None => tracing::warn!(
-                        organization = %org.label,
                         kind = e.kind(),
                         error = %e,
                         "scan failed; keeping the last complete data"
                     ),
                 }
                 if let ScanError::Api(api) = &e {
-                    tracing::debug!(organization = %org.label, detail = %api.detail, "scan failure in full");
+                    tracing::debug!(detail = %api.detail, "scan failure in full");
                 }
                 self.shared.scan_failed(
                     org,
@@ -554,7 +567,6 @@ impl Daemon {
             shared: ctx.shared.clone(),
             metrics: ctx.metrics.clone(),
             clock: ctx.clock.clone(),
-            headers: Arc::new(opts.headers.clone()),
             web: opts.web.clone(),
             renders: renders.clone(),
             connections: main_http.connections.clone(),
@@ -660,18 +672,36 @@ impl Daemon {
     }
 }
 
+/// How long the loop of an organization waits after a scan: the scan interval after a
+/// complete one; after `failures` failed ones in a row, 30 s doubling with each (never more
+/// often than every 30 s, unless the interval is shorter), and never longer than the interval.
+pub fn next_scan_in(failures: u32, interval: Duration) -> Duration {
+    const FIRST_RETRY: Duration = Duration::from_secs(30);
+    if failures == 0 {
+        return interval;
+    }
+    let doublings = (failures - 1).min(16);
+    FIRST_RETRY.saturating_mul(1 << doublings).min(interval)
+}
+
 async fn org_loop(ctx: Context, org: OrgRef, cancel: CancellationToken) {
+    let mut failures = 0u32;
     loop {
         // Cancellation first: an organization that was dropped must not publish again.
+        let scanned = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            r = ctx.scan_and_publish(&org, None) => r,
+        };
+        failures = if scanned.is_ok() {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            _ = ctx.scan_and_publish(&org, None) => {}
-        }
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(ctx.config.scan.interval) => {}
+            _ = tokio::time::sleep(next_scan_in(failures, ctx.config.scan.interval)) => {}
         }
     }
 }
@@ -849,4 +879,28 @@ pub async fn once(
         interrupted: interrupted || opts.stop.is_cancelled(),
         ctx,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_scan_is_retried_sooner_backing_off_to_the_interval() {
+        let s = Duration::from_secs;
+        let cases = [
+            ("complete", 0, s(600), s(600)),
+            ("first failure", 1, s(600), s(30)),
+            ("second", 2, s(600), s(60)),
+            ("third", 3, s(600), s(120)),
+            ("fifth", 5, s(600), s(480)),
+            ("capped at the interval", 6, s(600), s(600)),
+            ("many", 40, s(600), s(600)),
+            ("an interval under 30 s", 1, s(10), s(10)),
+            ("an interval under 30 s, complete", 0, s(10), s(10)),
+        ];
+        for (case, failures, interval, want) in cases {
+            assert_eq!(next_scan_in(failures, interval), want, "case: {case}");
+        }
+    }
 }

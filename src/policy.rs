@@ -321,6 +321,27 @@ pub fn plan(cleanup: &CleanupConfig, inv: &OrgInventory, now: DateTime<Utc>) -> 
     out
 }
 
+/// How many tokens of an organization a rule matches at `now`, on its own (whatever the
+/// rules before it match), and how many of those an exclusion protects or holds.
+pub fn rule_counts(
+    cleanup: &CleanupConfig,
+    rule: &Rule,
+    inv: &OrgInventory,
+    now: DateTime<Utc>,
+) -> (usize, usize) {
+    let (mut matched, mut excluded) = (0, 0);
+    for t in &inv.tokens {
+        let owner = inv.owner_of(t);
+        if matches(rule, t, owner, now) {
+            match exclusion(cleanup, t, owner) {
+                Some(_) => excluded += 1,
+                None => matched += 1,
+            }
+        }
+    }
+    (matched, excluded)
+}
+
 /// A deletion the policy approved in this run. Only [`approve`] makes one.
 // Private fields rather than `#[non_exhaustive]`: the latter would still let the rest of
 // the crate construct (or alter) one.

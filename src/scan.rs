@@ -184,7 +184,7 @@ async fn list_all_tokens(
             if seen_ids.insert(t.id.clone()) {
                 tokens.push(t);
             } else {
-                tracing::warn!(organization = %org.label, token_id = %t.id, "token listed twice");
+                tracing::warn!(token_id = %t.id, "token listed twice");
             }
         }
         if let Some(p) = progress {

@@ -26,8 +26,6 @@ pub struct AdminState {
     pub metrics: Metrics,
     /// The clock (for "days left" on the status page).
     pub clock: crate::clock::Clock,
-    /// Extra response headers on every listener.
-    pub headers: Arc<Vec<(http::HeaderName, http::HeaderValue)>>,
     /// The web configuration (`--web.config.file`): basic auth and headers of the main
     /// listener.
     pub web: Option<Arc<LiveWebConfig>>,
@@ -89,7 +87,7 @@ pub async fn handle(state: AdminState, routes: Routes, req: Request<Incoming>) -
         }
     };
     let web_headers = web.iter().flat_map(|(_, a)| a.config.headers.iter());
-    for (k, v) in state.headers.iter().chain(web_headers) {
+    for (k, v) in web_headers {
         resp.headers_mut().insert(k.clone(), v.clone());
     }
     if req.method() == http::Method::HEAD {

@@ -610,7 +610,7 @@ impl ClientCertVerifier for AnyClientCert {
 
 /// One loaded generation of the web configuration: the validated file and what was built
 /// from the files it names.
-pub struct Active {
+pub struct Loaded {
     /// The configuration.
     pub config: WebConfig,
     /// The TLS acceptor, when TLS is on.
@@ -623,7 +623,7 @@ pub struct Active {
 struct Reading {
     paths: Vec<PathBuf>,
     stamps: Vec<Option<FileStamp>>,
-    result: Result<Active, WebConfigError>,
+    result: Result<Loaded, WebConfigError>,
 }
 
 impl Reading {
@@ -649,7 +649,7 @@ impl Reading {
                 .map(|c| Some(TlsAcceptor::from(c))),
             None => Ok(None),
         }
-        .map(|tls| Active { config, tls });
+        .map(|tls| Loaded { config, tls });
         Self {
             paths,
             stamps,
@@ -698,7 +698,7 @@ pub struct ReloadStatus {
 }
 
 struct Current {
-    active: Arc<Active>,
+    active: Arc<Loaded>,
     reload: ReloadStatus,
     /// The files watched (the web configuration first) and their stamps when last read,
     /// successfully or not.
@@ -765,7 +765,7 @@ impl LiveWebConfig {
     }
 
     /// The configuration in force, after a check for changed files when one is due.
-    pub fn current(&self) -> Arc<Active> {
+    pub fn current(&self) -> Arc<Loaded> {
         let due = self.lock().checked.elapsed() >= self.check_interval;
         if due {
             // A failure is logged by `check` and leaves the current configuration in force.
@@ -871,7 +871,7 @@ impl LiveWebConfig {
     /// one whose login is cached.
     pub async fn authorize(
         &self,
-        active: &Active,
+        active: &Loaded,
         header: Option<&http::HeaderValue>,
         client: Option<IpAddr>,
     ) -> Auth {

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::httpd::{self, Resp};
 pub use faults::{Faults, OpFaults};
-pub use ops::{ApiError, Deleted, OPERATIONS};
+pub use ops::{Deleted, ErrorAnswer, OPERATIONS};
 pub use world::{GenSpec, Scenario, World};
 
 /// The largest request body the emulator reads.
@@ -447,7 +447,7 @@ impl Sim {
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                return self.error(&ApiError::client(
+                return self.error(&ErrorAnswer::client(
                     "SerializationException",
                     "request body too large or unreadable",
                 ));
@@ -461,7 +461,7 @@ impl Sim {
 
     async fn api(&self, parts: &http::request::Parts, body: &Bytes) -> Resp {
         if parts.method != http::Method::POST || parts.uri.path() != "/" {
-            return self.error(&ApiError {
+            return self.error(&ErrorAnswer {
                 status: 404,
                 code: "UnknownOperationException",
                 message: "The AWS JSON 1.1 protocol uses POST /".into(),
@@ -480,7 +480,7 @@ impl Sim {
                 Ok(region) => region,
                 Err(refusal) => {
                     lock(&self.inner.calls).refused += 1;
-                    return self.error(&ApiError {
+                    return self.error(&ErrorAnswer {
                         status: 403,
                         code: refusal.code,
                         message: refusal.message,
@@ -495,7 +495,7 @@ impl Sim {
         let op = match target.strip_prefix("WorkMailService.") {
             Some(op) if OPERATIONS.contains(&op) => op,
             _ => {
-                return self.error(&ApiError::client(
+                return self.error(&ErrorAnswer::client(
                     "UnknownOperationException",
                     format!("Unknown operation {target:?}"),
                 ));
@@ -509,7 +509,7 @@ impl Sim {
             match serde_json::from_slice(body) {
                 Ok(v) => v,
                 Err(e) => {
-                    return self.error(&ApiError::client(
+                    return self.error(&ErrorAnswer::client(
                         "SerializationException",
                         format!("request body is not valid JSON: {e}"),
                     ));
@@ -534,7 +534,7 @@ impl Sim {
                 model::Invalid::Serialization(_) => "SerializationException",
                 model::Invalid::Constraints(_) => "InvalidParameterException",
             };
-            return self.error(&ApiError::client(code, invalid.message()));
+            return self.error(&ErrorAnswer::client(code, invalid.message()));
         }
         let result = {
             let mut world = lock(&self.inner.world);
@@ -649,7 +649,7 @@ impl Sim {
         Some(match injected {
             faults::Injected::Throttle(after) => {
                 let mut resp =
-                    self.error(&ApiError::client("ThrottlingException", "Rate exceeded"));
+                    self.error(&ErrorAnswer::client("ThrottlingException", "Rate exceeded"));
                 if let Some(ms) = after
                     && let Ok(v) = http::HeaderValue::from_str(&ms.to_string())
                 {
@@ -657,32 +657,32 @@ impl Sim {
                 }
                 resp
             }
-            faults::Injected::InternalError => self.error(&ApiError {
+            faults::Injected::InternalError => self.error(&ErrorAnswer {
                 status: 500,
                 code: "InternalFailure",
                 message: "injected internal failure".into(),
             }),
-            faults::Injected::Unavailable => self.error(&ApiError {
+            faults::Injected::Unavailable => self.error(&ErrorAnswer {
                 status: 503,
                 code: "ServiceUnavailable",
                 message: "injected unavailability".into(),
             }),
             faults::Injected::Stall(d) => {
                 tokio::time::sleep(d).await;
-                self.error(&ApiError {
+                self.error(&ErrorAnswer {
                     status: 500,
                     code: "InternalFailure",
                     message: "stalled".into(),
                 })
             }
-            faults::Injected::AccessDenied => self.error(&ApiError::client(
+            faults::Injected::AccessDenied => self.error(&ErrorAnswer::client(
                 "AccessDeniedException",
                 format!("User is not authorized to perform: workmail:{op}"),
             )),
         })
     }
 
-    fn error(&self, e: &ApiError) -> Resp {
+    fn error(&self, e: &ErrorAnswer) -> Resp {
         let body = json!({ "__type": e.code, "Message": e.message }).to_string();
         let mut resp = httpd::respond(e.status, "application/x-amz-json-1.1", body);
         if let Ok(v) = http::HeaderValue::from_str(e.code) {

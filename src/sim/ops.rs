@@ -26,7 +26,7 @@ const DEFAULT_PAGE: usize = 100;
 
 /// An error answer: HTTP status, AWS error code and message.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
+pub struct ErrorAnswer {
     /// HTTP status.
     pub status: u16,
     /// The `__type` and `x-amzn-errortype`.
@@ -35,7 +35,7 @@ pub struct ApiError {
     pub message: String,
 }
 
-impl ApiError {
+impl ErrorAnswer {
     /// A 400 error with the given code.
     pub fn client(code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -82,7 +82,7 @@ pub fn handle(
     req: &Value,
     ctx: &Ctx<'_>,
     deleted: &mut Vec<Deleted>,
-) -> Result<Value, ApiError> {
+) -> Result<Value, ErrorAnswer> {
     match op {
         "ListOrganizations" => list_organizations(world, req, ctx),
         "DescribeOrganization" => {
@@ -101,7 +101,7 @@ pub fn handle(
             let org = active_org(world, req)?;
             let id = str_of(req, "PersonalAccessTokenId");
             let token = org.tokens.get(id).ok_or_else(|| {
-                ApiError::client(
+                ErrorAnswer::client(
                     "ResourceNotFoundException",
                     format!("Personal access token {id} not found."),
                 )
@@ -128,7 +128,7 @@ pub fn handle(
         "DescribeIdentityProviderConfiguration" => {
             let org = active_org(world, req)?;
             let idp = org.identity_provider.as_ref().ok_or_else(|| {
-                ApiError::client(
+                ErrorAnswer::client(
                     "ResourceNotFoundException",
                     "The identity provider configuration does not exist for this organization.",
                 )
@@ -151,7 +151,7 @@ pub fn handle(
                 "PersonalAccessTokenConfiguration": pat,
             }))
         }
-        _ => Err(ApiError::client(
+        _ => Err(ErrorAnswer::client(
             "UnknownOperationException",
             format!("Unknown operation {op}"),
         )),
@@ -162,20 +162,20 @@ fn str_of<'a>(req: &'a Value, key: &str) -> &'a str {
     req[key].as_str().unwrap_or_default()
 }
 
-fn find_org<'a>(world: &'a World, req: &Value) -> Result<&'a Org, ApiError> {
+fn find_org<'a>(world: &'a World, req: &Value) -> Result<&'a Org, ErrorAnswer> {
     let id = str_of(req, "OrganizationId");
     world.orgs.get(id).ok_or_else(|| {
-        ApiError::client(
+        ErrorAnswer::client(
             "OrganizationNotFoundException",
             format!("Organization {id} does not exist."),
         )
     })
 }
 
-fn active_org<'a>(world: &'a World, req: &Value) -> Result<&'a Org, ApiError> {
+fn active_org<'a>(world: &'a World, req: &Value) -> Result<&'a Org, ErrorAnswer> {
     let org = find_org(world, req)?;
     if org.state != "Active" {
-        return Err(ApiError::client(
+        return Err(ErrorAnswer::client(
             "OrganizationStateException",
             format!(
                 "Organization {} is in state {}, not Active.",
@@ -186,8 +186,8 @@ fn active_org<'a>(world: &'a World, req: &Value) -> Result<&'a Org, ApiError> {
     Ok(org)
 }
 
-fn user_not_found(key: &str) -> ApiError {
-    ApiError::client(
+fn user_not_found(key: &str) -> ErrorAnswer {
+    ErrorAnswer::client(
         "EntityNotFoundException",
         format!("Entity {key} does not exist."),
     )
@@ -263,7 +263,7 @@ fn token_json(t: &Token) -> Value {
     Value::Object(m)
 }
 
-fn list_organizations(world: &World, req: &Value, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+fn list_organizations(world: &World, req: &Value, ctx: &Ctx<'_>) -> Result<Value, ErrorAnswer> {
     let items = world.orgs.values().map(|o| (o.id.as_str(), o));
     let (page, next) = paginate(items, req, "ListOrganizations", "", ctx)?;
     let summaries: Vec<Value> = page
@@ -283,13 +283,13 @@ fn list_organizations(world: &World, req: &Value, ctx: &Ctx<'_>) -> Result<Value
     ))
 }
 
-fn list_users(org: &Org, req: &Value, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+fn list_users(org: &Org, req: &Value, ctx: &Ctx<'_>) -> Result<Value, ErrorAnswer> {
     let filters = &req["Filters"];
     let used = filters
         .as_object()
         .map_or(0, |f| f.values().filter(|v| !v.is_null()).count());
     if used > 1 {
-        return Err(ApiError::invalid(
+        return Err(ErrorAnswer::invalid(
             "You can only use one filter per request.",
         ));
     }
@@ -321,7 +321,7 @@ fn list_users(org: &Org, req: &Value, ctx: &Ctx<'_>) -> Result<Value, ApiError> 
     Ok(with_next(json!({ "Users": users }), next))
 }
 
-fn list_tokens(org: &Org, req: &Value, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+fn list_tokens(org: &Org, req: &Value, ctx: &Ctx<'_>) -> Result<Value, ErrorAnswer> {
     let user_id = match req["UserId"].as_str() {
         Some(key) => {
             let user = org.find_user(key).ok_or_else(|| user_not_found(key))?;
@@ -367,7 +367,7 @@ fn paginate<'a, T>(
     op: &str,
     scope: &str,
     ctx: &Ctx<'_>,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
+) -> Result<(Vec<T>, Option<String>), ErrorAnswer> {
     let incoming = req["NextToken"].as_str();
     let cursor = match incoming {
         Some(token) => Some(decode_cursor(token, op, scope, ctx.page_key)?),
@@ -375,7 +375,7 @@ fn paginate<'a, T>(
     };
     let page_no = cursor.as_ref().map_or(1, |c| c.page + 1);
     if ctx.faults.fail_pages.contains(&page_no) {
-        return Err(ApiError {
+        return Err(ErrorAnswer {
             status: 500,
             code: "InternalFailure",
             message: format!("injected failure of page {page_no}"),
@@ -423,8 +423,8 @@ fn encode_cursor(op: &str, scope: &str, page: u32, after: &str, key: &[u8]) -> S
     format!("{}.{}", hex::encode(payload), hex::encode(&mac[..16]))
 }
 
-fn decode_cursor(token: &str, op: &str, scope: &str, key: &[u8]) -> Result<Cursor, ApiError> {
-    let bad = || ApiError::invalid("The NextToken is invalid or has expired.");
+fn decode_cursor(token: &str, op: &str, scope: &str, key: &[u8]) -> Result<Cursor, ErrorAnswer> {
+    let bad = || ErrorAnswer::invalid("The NextToken is invalid or has expired.");
     let (payload_hex, mac_hex) = token.split_once('.').ok_or_else(bad)?;
     let payload = hex::decode(payload_hex).map_err(|_| bad())?;
     let mac = hex::decode(mac_hex).map_err(|_| bad())?;

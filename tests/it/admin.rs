@@ -336,3 +336,75 @@ async fn a_log_reader_that_stops_reading_costs_log_lines_not_the_daemon() {
     );
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_second_signal_during_the_drain_exits_at_once_with_130() {
+    let server = start_scenario(BASIC).await;
+    // The cleanup run's delete is carried out but answered only much later: the drain
+    // would wait for it.
+    server.sim.set_op_faults(
+        "DeletePersonalAccessToken",
+        workmail_pat_monitor::sim::OpFaults {
+            late_answer_ms: Some(600_000),
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{addr}\"\n[scan]\ncall_timeout = \"5m\"\nmax_attempts = 1\n\
+             [[organizations]]\nid = \"{CORP}\"\nregion = \"us-east-1\"\n\
+             [cleanup]\nmode = \"enforce\"\nmax_deletions_percent = 100\naudit_log = {:?}\n\
+             [[cleanup.rules]]\nname = \"expired\"\nexpired_for = \"1d\"\n",
+            dir.path().join("ledger.jsonl").display().to_string()
+        ),
+    )
+    .unwrap();
+    let child = bin_against(&server)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    wait_for(
+        "the cleanup run's delete to reach the emulator",
+        DEADLINE,
+        || server.sim.calls().count("DeletePersonalAccessToken") > 0,
+    )
+    .await;
+    let term = || async {
+        let out = output_of(
+            "kill -TERM",
+            tokio::process::Command::new("kill").args(["-TERM", &pid]),
+        )
+        .await;
+        assert!(out.status.success());
+    };
+    term().await;
+    // The first signal starts the drain: not ready any more, still serving.
+    wait_for_async(
+        "/readyz to answer 503 during the drain",
+        DEADLINE,
+        async || http_get(&format!("http://{addr}/readyz")).await.0 == 503,
+    )
+    .await;
+    term().await;
+    let out = within(
+        "the daemon to exit on the second signal",
+        DEADLINE,
+        child.wait_with_output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("second signal: exiting now, abandoning the drain"),
+        "{stderr}"
+    );
+}

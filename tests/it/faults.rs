@@ -43,11 +43,16 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start(opts: Options) -> Self {
+    async fn start(hook: Option<ScanHook>) -> Self {
         let server = start_scenario(BASIC).await;
-        let mut opts = opts;
-        opts.initial_backoff = Duration::from_millis(1);
-        let ctx = Context::new(armed(), source(&server), &opts).await;
+        let opts = Options {
+            initial_backoff: Duration::from_millis(1),
+            ..Default::default()
+        };
+        let mut ctx = Context::new(armed(), source(&server), &opts).await;
+        if let Some(hook) = hook {
+            ctx = ctx.with_scan_hook(hook);
+        }
         let orgs = ctx.resolve_orgs().await.unwrap();
         Self { server, ctx, orgs }
     }
@@ -136,7 +141,7 @@ fn scoped(f: OpFaults) -> OpFaults {
 }
 
 async fn op_fault(op: &'static str, f: OpFaults) -> &'static str {
-    let h = Harness::start(Options::default()).await;
+    let h = Harness::start(None).await;
     h.run(
         |s| s.sim.set_op_faults(op, scoped(f)),
         |s| s.sim.set_op_faults(op, OpFaults::default()),
@@ -239,7 +244,7 @@ async fn repeated_next_token() {
 
 #[tokio::test]
 async fn organization_deleted_mid_scan() {
-    let h = Harness::start(Options::default()).await;
+    let h = Harness::start(None).await;
     let kind = h
         .run(
             |s| {
@@ -270,15 +275,12 @@ async fn organization_deleted_mid_scan() {
 async fn a_panic_in_a_scan_task_is_caught_and_counted() {
     let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let trigger = armed.clone();
-    let opts = Options {
-        before_scan: Some(ScanHook(Arc::new(move |org| {
-            if trigger.load(std::sync::atomic::Ordering::SeqCst) && org.id == CORP {
-                panic!("injected panic in the scan of {}", org.id);
-            }
-        }))),
-        ..Default::default()
-    };
-    let h = Harness::start(opts).await;
+    let hook = ScanHook(Arc::new(move |org| {
+        if trigger.load(std::sync::atomic::Ordering::SeqCst) && org.id == CORP {
+            panic!("injected panic in the scan of {}", org.id);
+        }
+    }));
+    let h = Harness::start(Some(hook)).await;
     let on = armed.clone();
     let off = armed.clone();
     let kind = h
