@@ -637,6 +637,17 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.contains("\"token_id\":\"b\""));
+        // Rotated the way logrotate does it: renamed, and a new empty file created at once.
+        std::fs::rename(&path, dir.path().join("l.jsonl.2")).unwrap();
+        std::fs::write(&path, "").unwrap();
+        ledger
+            .lock()
+            .unwrap()
+            .write(&record("c", Action::WouldDelete, t(2)), true)
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("\"token_id\":\"c\""));
     }
 
     #[test]

@@ -398,6 +398,13 @@ async fn delete_failures_are_recorded_and_the_run_continues() {
         // The run's summary line names its first failure (not the exclusion recorded first).
         let first = summary.first_failure.as_deref().unwrap();
         assert!(first.starts_with(&format!("{want} ")), "{want}: {first}");
+        if want == "failed" {
+            // A refusal's reason says what to do about it.
+            assert!(
+                first.contains("; hint: the identity is not allowed workmail:DeletePersonalAccessToken: attach config/iam-policy-cleanup.json"),
+                "{first}"
+            );
+        }
         // Two attempts per token for a 500 (the SDK retried it once); a 4xx is final.
         assert_eq!(
             server.sim.calls().count("DeletePersonalAccessToken"),
@@ -635,6 +642,10 @@ async fn an_intent_whose_re_read_fails_stays_open_and_is_reconciled_later() {
         }))
         .unwrap();
         ledger.lock().unwrap().write(&intent, true).unwrap();
+        // And one for an organization that is not scanned any more: it cannot be reconciled.
+        let mut other = intent.clone();
+        other.organization_id = "m-0000000000000000000000000000dead".to_owned();
+        ledger.lock().unwrap().write(&other, true).unwrap();
     }
     server.sim.set_op_faults(
         "GetPersonalAccessTokenMetadata",
@@ -648,7 +659,7 @@ async fn an_intent_whose_re_read_fails_stays_open_and_is_reconciled_later() {
         .await;
     assert_eq!(
         (summary.reconciled, summary.unreconciled),
-        (0, 1),
+        (0, 2),
         "{summary:?}"
     );
     assert!(summary.needs_attention());
@@ -659,11 +670,13 @@ async fn an_intent_whose_re_read_fails_stays_open_and_is_reconciled_later() {
     let summary = ctx
         .cleanup(Some(&mut ledger), &CancellationToken::new())
         .await;
+    // The other organization's intent stays open, and the run says so.
     assert_eq!(
         (summary.reconciled, summary.unreconciled),
-        (1, 0),
+        (1, 1),
         "{summary:?}"
     );
+    assert!(summary.needs_attention());
     let text = std::fs::read_to_string(ctx.config.cleanup.audit_log.as_ref().unwrap()).unwrap();
     let reconciled: Record = text
         .lines()
