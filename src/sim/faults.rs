@@ -1,9 +1,18 @@
 //! Fault injection: latency, throttling, server errors, failed pages, broken bodies, stalls
-//! and misbehaving pagination, per operation, settable at start and at run time.
+//! and misbehaving pagination, per operation, settable at start and at run time: the
+//! specification ([`Faults`], [`OpFaults`]) and how the emulator applies it.
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
+use rand::Rng as _;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{ErrorAnswer, Sim, lock};
+use crate::httpd::Resp;
 
 /// Faults for every operation (`default`) and per operation (`operations`, by operation
 /// name such as `ListPersonalAccessTokens`); an operation's own entry replaces the default.
@@ -123,4 +132,98 @@ impl Bucket {
             false
         }
     }
+}
+
+// === Applying faults ===
+
+impl Sim {
+    /// Applies latency, then decides whether this call fails by injection.
+    pub(super) async fn inject(&self, op: &str, f: &OpFaults) -> Option<Resp> {
+        let (delay, injected) = {
+            let mut rng = lock(&self.inner.rng);
+            let jitter = if f.jitter_ms > 0 {
+                rng.random_range(0..=f.jitter_ms)
+            } else {
+                0
+            };
+            let delay = Duration::from_millis(f.latency_ms + jitter);
+            let injected = if f.access_denied {
+                Some(Injected::AccessDenied)
+            } else if roll(&mut rng, f.stall_rate) {
+                Some(Injected::Stall(Duration::from_millis(
+                    f.stall_ms.unwrap_or(60_000),
+                )))
+            } else if roll(&mut rng, f.internal_error_rate) {
+                Some(Injected::InternalError)
+            } else if roll(&mut rng, f.unavailable_rate) {
+                Some(Injected::Unavailable)
+            } else {
+                None
+            };
+            (delay, injected)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let injected = injected.or_else(|| {
+            let rate = f.throttle_rate?;
+            let burst = f.throttle_burst.unwrap_or(rate).max(1.0);
+            let now = tokio::time::Instant::now();
+            let mut buckets = lock(&self.inner.buckets);
+            let bucket = buckets
+                .entry(op.to_owned())
+                .or_insert_with(|| Bucket::new(burst, now));
+            (!bucket.try_take(rate, burst, now)).then_some(Injected::Throttle(f.retry_after_ms))
+        })?;
+        Some(match injected {
+            Injected::Throttle(after) => {
+                let mut resp =
+                    self.error(&ErrorAnswer::client("ThrottlingException", "Rate exceeded"));
+                if let Some(ms) = after
+                    && let Ok(v) = http::HeaderValue::from_str(&ms.to_string())
+                {
+                    resp.headers_mut().insert("x-amz-retry-after", v);
+                }
+                resp
+            }
+            Injected::InternalError => self.error(&ErrorAnswer {
+                status: 500,
+                code: "InternalFailure",
+                message: "injected internal failure".into(),
+            }),
+            Injected::Unavailable => self.error(&ErrorAnswer {
+                status: 503,
+                code: "ServiceUnavailable",
+                message: "injected unavailability".into(),
+            }),
+            Injected::Stall(d) => {
+                tokio::time::sleep(d).await;
+                self.error(&ErrorAnswer {
+                    status: 500,
+                    code: "InternalFailure",
+                    message: "stalled".into(),
+                })
+            }
+            Injected::AccessDenied => self.error(&ErrorAnswer::client(
+                "AccessDeniedException",
+                format!("User is not authorized to perform: workmail:{op}"),
+            )),
+        })
+    }
+}
+
+/// Removes the named members from every object in `v` (but never `NextToken`).
+pub(super) fn omit(v: &mut Value, names: &[String]) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| k == "NextToken" || !names.contains(k));
+            map.values_mut().for_each(|x| omit(x, names));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| omit(x, names)),
+        _ => {}
+    }
+}
+
+pub(super) fn roll(rng: &mut ChaCha8Rng, p: f64) -> bool {
+    p > 0.0 && rng.random::<f64>() < p
 }

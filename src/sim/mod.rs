@@ -6,6 +6,7 @@
 
 pub mod faults;
 pub mod model;
+pub mod mutate;
 pub mod ops;
 pub mod sigv4;
 pub mod world;
@@ -30,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::httpd::{self, Resp};
 pub use faults::{Faults, OpFaults};
+use faults::{omit, roll};
+pub use mutate::Mutation;
 pub use ops::{Deleted, ErrorAnswer, OPERATIONS};
 pub use world::{GenSpec, Scenario, World};
 
@@ -92,77 +95,6 @@ impl Calls {
     pub fn total(&self) -> u64 {
         self.by_operation.values().sum()
     }
-}
-
-/// A change to the emulator's state during a test or a demo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Mutation {
-    /// Records a use of a token (now, or at `at`).
-    MarkUsed {
-        /// Organization id.
-        organization_id: String,
-        /// Token id.
-        token_id: String,
-        /// When (RFC 3339); the emulator's clock when absent.
-        at: Option<DateTime<Utc>>,
-    },
-    /// Moves a token's expiry (a renewal, or an expiry in the past).
-    SetExpiry {
-        /// Organization id.
-        organization_id: String,
-        /// Token id.
-        token_id: String,
-        /// The new expiry.
-        expires: DateTime<Utc>,
-    },
-    /// Changes a user's state (setting or clearing its disabled date).
-    SetUserState {
-        /// Organization id.
-        organization_id: String,
-        /// User id.
-        user_id: String,
-        /// `ENABLED`, `DISABLED` or `DELETED`.
-        state: String,
-    },
-    /// Adds a token.
-    AddToken {
-        /// Organization id.
-        organization_id: String,
-        /// The token.
-        token_id: String,
-        /// Owner.
-        user_id: String,
-        /// Name.
-        name: String,
-        /// Created.
-        created: DateTime<Utc>,
-        /// Last used.
-        last_used: Option<DateTime<Utc>>,
-        /// Expires.
-        expires: DateTime<Utc>,
-        /// Scopes.
-        scopes: Vec<String>,
-    },
-    /// Removes a token behind the API's back (as the user deleting it would).
-    RemoveToken {
-        /// Organization id.
-        organization_id: String,
-        /// Token id.
-        token_id: String,
-    },
-    /// Changes an organization's state (e.g. to `Deleted`, mid-scan).
-    SetOrganizationState {
-        /// Organization id.
-        organization_id: String,
-        /// The new state.
-        state: String,
-    },
-    /// Skews the emulator's clock (signature dates are checked against it).
-    SetClockSkew {
-        /// Seconds added to the real clock; negative for a clock behind.
-        seconds: i64,
-    },
 }
 
 /// The emulator: cheap to clone, shared by its server and by tests.
@@ -336,112 +268,6 @@ impl Sim {
         Utc::now().checked_add_signed(skew).unwrap_or_else(Utc::now)
     }
 
-    /// Applies `m` right after the `calls`-th call of `operation` (counted from now) has
-    /// been answered: for changes "in the middle" of a scan, such as an organization deleted
-    /// between two pages.
-    pub fn mutate_after(&self, operation: &str, calls: u64, m: Mutation) {
-        let done = self.calls().count(operation);
-        lock(&self.inner.triggers).push((operation.to_owned(), done + calls, m));
-    }
-
-    fn fire_triggers(&self, operation: &str) {
-        let count = self.calls().count(operation);
-        let due: Vec<Mutation> = {
-            let mut triggers = lock(&self.inner.triggers);
-            let (due, keep) = triggers
-                .drain(..)
-                .partition(|(op, n, _)| op == operation && *n <= count);
-            *triggers = keep;
-            due.into_iter().map(|(_, _, m)| m).collect()
-        };
-        for m in due {
-            if let Err(e) = self.mutate(m) {
-                tracing::warn!(error = %e, "emulator trigger failed");
-            }
-        }
-    }
-
-    /// Applies a mutation.
-    pub fn mutate(&self, m: Mutation) -> Result<(), String> {
-        if let Mutation::SetClockSkew { seconds } = m {
-            *lock(&self.inner.skew_secs) = seconds;
-            return Ok(());
-        }
-        let now = self.now();
-        let mut world = lock(&self.inner.world);
-        match m {
-            Mutation::MarkUsed {
-                organization_id,
-                token_id,
-                at,
-            } => {
-                let t = token_mut(&mut world, &organization_id, &token_id)?;
-                t.last_used = Some(at.unwrap_or(now));
-            }
-            Mutation::SetExpiry {
-                organization_id,
-                token_id,
-                expires,
-            } => {
-                token_mut(&mut world, &organization_id, &token_id)?.expires = expires;
-            }
-            Mutation::SetUserState {
-                organization_id,
-                user_id,
-                state,
-            } => {
-                let o = org_mut(&mut world, &organization_id)?;
-                let u = o
-                    .users
-                    .get_mut(&user_id)
-                    .ok_or_else(|| format!("no user {user_id}"))?;
-                u.disabled_date = (state != "ENABLED").then_some(now);
-                u.state = state;
-            }
-            Mutation::AddToken {
-                organization_id,
-                token_id,
-                user_id,
-                name,
-                created,
-                last_used,
-                expires,
-                scopes,
-            } => {
-                let o = org_mut(&mut world, &organization_id)?;
-                o.tokens.insert(
-                    token_id.clone(),
-                    world::Token {
-                        id: token_id,
-                        user_id,
-                        name,
-                        created,
-                        last_used,
-                        expires,
-                        scopes,
-                    },
-                );
-            }
-            Mutation::RemoveToken {
-                organization_id,
-                token_id,
-            } => {
-                let o = org_mut(&mut world, &organization_id)?;
-                o.tokens
-                    .remove(&token_id)
-                    .ok_or_else(|| format!("no token {token_id}"))?;
-            }
-            Mutation::SetOrganizationState {
-                organization_id,
-                state,
-            } => {
-                org_mut(&mut world, &organization_id)?.state = state;
-            }
-            Mutation::SetClockSkew { .. } => {}
-        }
-        Ok(())
-    }
-
     async fn handle(&self, req: Request<Incoming>) -> Resp {
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -607,82 +433,7 @@ impl Sim {
             .or_default() += 1;
     }
 
-    /// Applies latency, then decides whether this call fails by injection.
-    async fn inject(&self, op: &str, f: &OpFaults) -> Option<Resp> {
-        let (delay, injected) = {
-            let mut rng = lock(&self.inner.rng);
-            let jitter = if f.jitter_ms > 0 {
-                rng.random_range(0..=f.jitter_ms)
-            } else {
-                0
-            };
-            let delay = Duration::from_millis(f.latency_ms + jitter);
-            let injected = if f.access_denied {
-                Some(faults::Injected::AccessDenied)
-            } else if roll(&mut rng, f.stall_rate) {
-                Some(faults::Injected::Stall(Duration::from_millis(
-                    f.stall_ms.unwrap_or(60_000),
-                )))
-            } else if roll(&mut rng, f.internal_error_rate) {
-                Some(faults::Injected::InternalError)
-            } else if roll(&mut rng, f.unavailable_rate) {
-                Some(faults::Injected::Unavailable)
-            } else {
-                None
-            };
-            (delay, injected)
-        };
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let injected = injected.or_else(|| {
-            let rate = f.throttle_rate?;
-            let burst = f.throttle_burst.unwrap_or(rate).max(1.0);
-            let now = tokio::time::Instant::now();
-            let mut buckets = lock(&self.inner.buckets);
-            let bucket = buckets
-                .entry(op.to_owned())
-                .or_insert_with(|| faults::Bucket::new(burst, now));
-            (!bucket.try_take(rate, burst, now))
-                .then_some(faults::Injected::Throttle(f.retry_after_ms))
-        })?;
-        Some(match injected {
-            faults::Injected::Throttle(after) => {
-                let mut resp =
-                    self.error(&ErrorAnswer::client("ThrottlingException", "Rate exceeded"));
-                if let Some(ms) = after
-                    && let Ok(v) = http::HeaderValue::from_str(&ms.to_string())
-                {
-                    resp.headers_mut().insert("x-amz-retry-after", v);
-                }
-                resp
-            }
-            faults::Injected::InternalError => self.error(&ErrorAnswer {
-                status: 500,
-                code: "InternalFailure",
-                message: "injected internal failure".into(),
-            }),
-            faults::Injected::Unavailable => self.error(&ErrorAnswer {
-                status: 503,
-                code: "ServiceUnavailable",
-                message: "injected unavailability".into(),
-            }),
-            faults::Injected::Stall(d) => {
-                tokio::time::sleep(d).await;
-                self.error(&ErrorAnswer {
-                    status: 500,
-                    code: "InternalFailure",
-                    message: "stalled".into(),
-                })
-            }
-            faults::Injected::AccessDenied => self.error(&ErrorAnswer::client(
-                "AccessDeniedException",
-                format!("User is not authorized to perform: workmail:{op}"),
-            )),
-        })
-    }
-
-    fn error(&self, e: &ErrorAnswer) -> Resp {
+    pub(crate) fn error(&self, e: &ErrorAnswer) -> Resp {
         let body = json!({ "__type": e.code, "Message": e.message }).to_string();
         let mut resp = httpd::respond(e.status, "application/x-amz-json-1.1", body);
         if let Ok(v) = http::HeaderValue::from_str(e.code) {
@@ -767,38 +518,4 @@ impl Sim {
             _ => httpd::respond(404, "text/plain", "not found\n"),
         }
     }
-}
-
-/// Removes the named members from every object in `v` (but never `NextToken`).
-fn omit(v: &mut Value, names: &[String]) {
-    match v {
-        Value::Object(map) => {
-            map.retain(|k, _| k == "NextToken" || !names.contains(k));
-            map.values_mut().for_each(|x| omit(x, names));
-        }
-        Value::Array(items) => items.iter_mut().for_each(|x| omit(x, names)),
-        _ => {}
-    }
-}
-
-fn roll(rng: &mut ChaCha8Rng, p: f64) -> bool {
-    p > 0.0 && rng.random::<f64>() < p
-}
-
-fn org_mut<'a>(world: &'a mut World, org: &str) -> Result<&'a mut world::Org, String> {
-    world
-        .orgs
-        .get_mut(org)
-        .ok_or_else(|| format!("no organization {org}"))
-}
-
-fn token_mut<'a>(
-    world: &'a mut World,
-    org: &str,
-    token: &str,
-) -> Result<&'a mut world::Token, String> {
-    org_mut(world, org)?
-        .tokens
-        .get_mut(token)
-        .ok_or_else(|| format!("no token {token}"))
 }
