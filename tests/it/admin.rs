@@ -5,7 +5,7 @@
 use std::io::Read as _;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use workmail_pat_monitor::app::{Daemon, Options};
 use workmail_pat_monitor::httpd::ServeOptions;
@@ -16,31 +16,15 @@ use workmail_pat_monitor::sim::world::{GenSpec, generate};
 use crate::monitor::{BASIC, CORP, base_config};
 use crate::support::*;
 
-/// A response read whole from a fresh connection: (head, body, dechunked, not decoded).
+/// A GET on a fresh connection: (head, lower-cased; body, dechunked, not decoded).
 async fn fetch(addr: std::net::SocketAddr, path: &str, gzip: bool) -> (String, Vec<u8>) {
-    within(&format!("an answer to GET {path}"), DEADLINE, async {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let enc = if gzip {
-            "Accept-Encoding: gzip\r\n"
-        } else {
-            ""
-        };
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\n{enc}Connection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.unwrap();
-        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
-        let mut body = buf[split + 4..].to_vec();
-        if head.contains("transfer-encoding: chunked") {
-            body = dechunk(&body);
-        }
-        (head, body)
-    })
-    .await
+    let headers: &[(&str, &str)] = if gzip {
+        &[("Accept-Encoding", "gzip")]
+    } else {
+        &[]
+    };
+    let r = request(&addr.to_string(), "GET", path, headers, b"").await;
+    (r.head.to_ascii_lowercase(), r.body)
 }
 
 fn gunzip(body: &[u8]) -> String {

@@ -119,54 +119,182 @@ pub fn series_count(text: &str, name: &str) -> usize {
         .count()
 }
 
-/// A minimal HTTP/1.1 GET over a fresh TCP connection: (status, body).
+// === The one HTTP client of the tests ===
+
+/// An HTTP/1.1 answer, as read off the wire.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The head, as sent.
+    pub head: String,
+    /// The headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body, dechunked (not decoded).
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One request on an open connection (plain or TLS, kept alive or not), and its answer:
+/// the body is read by its `Content-Length`, its chunks, or to the end of the connection.
+/// `headers` are added after `Host`; `body` is sent with its length.
+pub async fn exchange<S>(
+    s: &mut S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    within(
+        &format!("an answer to {method} {path}"),
+        DEADLINE,
+        exchange_inner(s, host, method, path, headers, body),
+    )
+    .await
+}
+
+async fn exchange_inner<S>(
+    s: &mut S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await?;
+    s.write_all(body).await?;
+    s.flush().await?;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let eof = std::io::ErrorKind::UnexpectedEof;
+    let head_len = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(eof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_len - 4]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut reply = Reply {
+        status,
+        head: head.clone(),
+        headers,
+        body: Vec::new(),
+    };
+    let mut rest = buf.split_off(head_len);
+    let chunked = reply
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length: Option<usize> = reply.header("content-length").and_then(|v| v.parse().ok());
+    if method == "HEAD" || matches!(status, 204 | 304) {
+        return Ok(reply);
+    }
+    if let (Some(n), false) = (length, chunked) {
+        while rest.len() < n {
+            let k = s.read(&mut chunk).await?;
+            if k == 0 {
+                return Err(eof.into());
+            }
+            rest.extend_from_slice(&chunk[..k]);
+        }
+        rest.truncate(n);
+        reply.body = rest;
+        return Ok(reply);
+    }
+    if chunked {
+        // Until the last chunk (`0\r\n\r\n`) has arrived.
+        while !rest.windows(5).any(|w| w == b"0\r\n\r\n") {
+            let k = s.read(&mut chunk).await?;
+            if k == 0 {
+                break;
+            }
+            rest.extend_from_slice(&chunk[..k]);
+        }
+        reply.body = dechunk(&rest);
+        return Ok(reply);
+    }
+    s.read_to_end(&mut rest).await?;
+    reply.body = rest;
+    Ok(reply)
+}
+
+/// One request on a fresh connection to `addr` (`Connection: close`).
+pub async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut s = within(
+        &format!("a connection to {addr}"),
+        DEADLINE,
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut all = vec![("Connection", "close")];
+    all.extend_from_slice(headers);
+    exchange(&mut s, addr, method, path, &all, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+/// A GET over a fresh connection: (status, body).
 pub async fn http_get(url: &str) -> (u16, String) {
     http_request(url, "GET").await
 }
 
-/// A minimal HTTP/1.1 request without a body: (status, body).
+/// A request without a body over a fresh connection: (status, body).
 pub async fn http_request(url: &str, method: &str) -> (u16, String) {
-    within(
-        &format!("an answer to {method} {url}"),
-        DEADLINE,
-        http_request_inner(url, method),
-    )
-    .await
-}
-
-async fn http_request_inner(url: &str, method: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(buf.len());
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let raw = buf.get(split + 4..).unwrap_or_default();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .lines()
-        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
-    let body = if chunked {
-        String::from_utf8_lossy(&dechunk(raw)).into_owned()
-    } else {
-        String::from_utf8_lossy(raw).into_owned()
-    };
-    (status, body)
+    let r = request(host, method, path, &[], b"").await;
+    (r.status, r.text())
 }
 
 /// Decodes a chunked HTTP/1.1 body (chunks may split UTF-8 sequences, so bytes).

@@ -143,22 +143,7 @@ impl Pki {
 /// against web.yml's directory).
 const TLS: &str = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
 
-// === A small HTTP/1.1 client ===
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-}
+// === Requests ===
 
 /// One GET on an open connection (kept alive), with optional basic-auth credentials.
 async fn get<S: AsyncRead + AsyncWrite + Unpin>(
@@ -166,62 +151,17 @@ async fn get<S: AsyncRead + AsyncWrite + Unpin>(
     path: &str,
     auth: Option<(&str, &str)>,
 ) -> std::io::Result<Reply> {
-    within(
-        &format!("an answer to GET {path}"),
-        GUARD,
-        get_inner(s, path, auth),
-    )
-    .await
-}
-
-async fn get_inner<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    path: &str,
-    auth: Option<(&str, &str)>,
-) -> std::io::Result<Reply> {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
-    if let Some((user, password)) = auth {
-        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        req.push_str(&format!("Authorization: Basic {creds}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await?;
-    s.flush().await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_len = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
-    let mut reply = Reply {
-        status: head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        head,
-        body: String::new(),
-    };
-    let len: usize = reply
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_len + len {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    reply.body = String::from_utf8_lossy(&buf[head_len..head_len + len]).into_owned();
-    Ok(reply)
+    let creds = auth.map(|(user, password)| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    });
+    let headers: Vec<(&str, &str)> = creds
+        .iter()
+        .map(|c| ("Authorization", c.as_str()))
+        .collect();
+    exchange(s, "localhost", "GET", path, &headers, b"").await
 }
 
 type Tls = tokio_rustls::client::TlsStream<TcpStream>;
@@ -295,9 +235,9 @@ async fn metrics_are_scraped_over_tls_and_plain_http_is_refused() {
         .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.head);
     assert!(
-        reply.body.contains("# TYPE workmail_pat_"),
+        reply.text().contains("# TYPE workmail_pat_"),
         "{}",
-        reply.body
+        reply.text()
     );
 
     // Plain HTTP to the TLS port gets no HTTP answer, only a closed connection (perhaps
@@ -740,7 +680,7 @@ async fn a_bounded_flood_of_authenticated_tls_scrapes_is_all_answered() {
                     .await
                     .unwrap();
                 assert_eq!(reply.status, 200, "{}", reply.head);
-                assert!(reply.body.contains("# TYPE workmail_pat_"));
+                assert!(reply.text().contains("# TYPE workmail_pat_"));
                 ok += 1;
             }
             ok
@@ -789,7 +729,7 @@ async fn a_reload_that_would_remove_authentication_keeps_the_last_good_configura
     let creds = Some(("prometheus", "s3cret"));
     let first = request("/metrics", creds).await;
     assert_eq!(first.status, 200);
-    let (ok, started_at) = reloaded(&first.body);
+    let (ok, started_at) = reloaded(&first.text());
     assert_eq!(ok, Some(1.0));
     assert!(started_at.unwrap() > 1.7e9, "{started_at:?}");
 
@@ -811,9 +751,9 @@ async fn a_reload_that_would_remove_authentication_keeps_the_last_good_configura
         assert_eq!(refused.status, 401, "case: {case}: still guarded");
         let reply = request("/metrics", creds).await;
         assert_eq!(reply.status, 200, "case: {case}");
-        assert_eq!(reloaded(&reply.body).0, Some(0.0), "case: {case}");
+        assert_eq!(reloaded(&reply.text()).0, Some(0.0), "case: {case}");
         assert_eq!(
-            reloaded(&reply.body).1,
+            reloaded(&reply.text()).1,
             started_at,
             "case: {case}: no new success"
         );
@@ -829,7 +769,7 @@ async fn a_reload_that_would_remove_authentication_keeps_the_last_good_configura
     assert_eq!(request("/metrics", creds).await.status, 401);
     let reply = request("/metrics", Some(("prometheus", "n3w"))).await;
     assert_eq!(reply.status, 200);
-    let (ok, at) = reloaded(&reply.body);
+    let (ok, at) = reloaded(&reply.text());
     assert_eq!(ok, Some(1.0));
     assert!(at >= started_at, "{at:?} {started_at:?}");
     stop(server, daemon).await;
