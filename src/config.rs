@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::inventory::OwnerState;
 
-/// A configuration that cannot be used: where, and why.
+/// A configuration file (the main TOML or the web YAML) that cannot be used: where, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+/// The shared SDK configuration `app::Source::Sdk` carries without looking inside (tests, `demo`).
+pub use aws_config::SdkConfig;
 use aws_sdk_workmail::Client;
 use aws_sdk_workmail::config::retry::{RetryConfig, RetryPartition};
 use aws_sdk_workmail::config::timeout::TimeoutConfig;

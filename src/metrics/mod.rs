@@ -181,9 +181,7 @@ impl Metrics {
             w.sample(
                 "workmail_pat_web_config_last_reload_success_timestamp_seconds",
                 &[],
-                r.last_success
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64()),
+                ts(r.last_success),
             )?;
         }
         Ok(())

@@ -1,7 +1,10 @@
 //! [`LiveWebConfig`]: the web configuration in force, re-read when its files change, with the
 //! status of the last reload.
 
+use chrono::{DateTime, Utc};
+
 use super::*;
+use crate::clock::Clock;
 
 /// One loaded generation of the web configuration: the validated file and what was built
 /// from the files it names.
@@ -89,7 +92,7 @@ pub struct ReloadStatus {
     /// Whether the last attempt to load a changed file succeeded.
     pub successful: bool,
     /// When a configuration last took effect (the start counts).
-    pub last_success: SystemTime,
+    pub last_success: DateTime<Utc>,
 }
 
 struct Current {
@@ -112,6 +115,7 @@ pub struct LiveWebConfig {
     check_interval: Duration,
     current: Mutex<Current>,
     pub(super) auth: auth::AuthCache,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for LiveWebConfig {
@@ -126,6 +130,11 @@ impl std::fmt::Debug for LiveWebConfig {
 impl LiveWebConfig {
     /// Loads the web configuration and every file it names; any problem is an error.
     pub fn load(path: &Path) -> Result<Self, WebConfigError> {
+        Self::load_with_clock(path, Clock::System)
+    }
+
+    /// [`LiveWebConfig::load`], dating reloads with `clock`.
+    pub fn load_with_clock(path: &Path, clock: Clock) -> Result<Self, WebConfigError> {
         let Reading {
             paths,
             stamps,
@@ -138,13 +147,14 @@ impl LiveWebConfig {
                 active: Arc::new(result?),
                 reload: ReloadStatus {
                     successful: true,
-                    last_success: SystemTime::now(),
+                    last_success: clock.now(),
                 },
                 paths,
                 stamps,
                 checked: Instant::now(),
             }),
             auth: auth::AuthCache::new(),
+            clock,
         })
     }
 
@@ -241,7 +251,7 @@ impl LiveWebConfig {
                 cur.active = Arc::new(active);
                 cur.reload = ReloadStatus {
                     successful: true,
-                    last_success: SystemTime::now(),
+                    last_success: self.clock.now(),
                 };
                 Ok(true)
             }

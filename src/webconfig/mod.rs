@@ -59,37 +59,11 @@ const SETTABLE_HEADERS: &[(&str, &[&str])] = &[
     ("Content-Security-Policy", &[]),
 ];
 
-/// A web configuration that cannot be used: where, and why.
-#[derive(Debug, thiserror::Error)]
-pub enum WebConfigError {
-    /// The web configuration file could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The YAML did not parse, or had unknown keys or wrong types.
-    #[error("{origin}: {message}")]
-    Parse {
-        /// The file.
-        origin: String,
-        /// The parser's message, with line and column.
-        message: String,
-    },
-    /// A value is missing, out of range or inconsistent, or a file it names is unusable.
-    #[error("{origin}: {key}: {message}")]
-    Invalid {
-        /// The file.
-        origin: String,
-        /// The dotted key, e.g. `tls_server_config.cert_file`.
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
-}
+/// A web configuration that cannot be used: where (file, key), and why.
+///
+/// The same three cases as the main configuration file (unreadable, does not parse, a value is
+/// wrong), so one error type serves both files.
+pub type WebConfigError = crate::config::ConfigError;
 
 // === The raw shape ===
 

@@ -17,4 +17,5 @@ mod report;
 mod secrets;
 mod sim;
 mod support;
+mod tidy;
 mod web;
