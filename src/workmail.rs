@@ -265,6 +265,15 @@ impl ApiError {
             "ExpiredTokenException" | "RequestExpired" if lower.contains("token") => Some(
                 "the session token has expired: refresh the credentials (for SSO, `aws sso login --profile NAME`)".to_owned(),
             ),
+            "InvalidSignatureException" | "SignatureDoesNotMatch" | "IncompleteSignatureException"
+                if lower.contains("scoped to a valid region") =>
+            {
+                Some(format!(
+                    "the request was signed for {} but {} serves another region: set organizations[].region to the endpoint's region, or use that region's endpoint",
+                    t.region.as_deref().unwrap_or("the configured region"),
+                    t.endpoint_text()
+                ))
+            }
             "RequestExpired" | "InvalidSignatureException" | "SignatureDoesNotMatch"
                 if lower.contains("expired") || lower.contains("time") || lower.contains("clock") =>
             {

@@ -34,6 +34,11 @@ impl Logging {
     }
 }
 
+/// The log filter without `--log-level` or `RUST_LOG`. Off EC2, the SDK's region chain asks the
+/// instance metadata service, fails, and logs a WARN with the error's `Debug` form (hundreds of
+/// characters); the pre-flight and our own errors already say that no region is set.
+const DEFAULT_LOG: &str = "info,aws_config::imds=error";
+
 /// Sets up logging on stderr, through a bounded, non-blocking writer: a stuck log shipper or
 /// a full pipe costs log lines (counted in `workmail_pat_log_lines_dropped_total`), never the
 /// daemon's progress.
@@ -41,7 +46,7 @@ pub fn init_tracing(format: Format, level: Option<&str>) -> Logging {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
         Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
     };
     // Colours only for a person at a terminal, never in journald or a log file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())

@@ -219,6 +219,30 @@ async fn an_organization_in_the_wrong_region_says_organizations_are_regional() {
 }
 
 #[tokio::test]
+async fn a_region_the_endpoint_does_not_serve_names_both() {
+    // One AWS_ENDPOINT_URL (the emulator serves us-east-1) and an organization configured in
+    // another region: the service refuses the signature's scope, not the secret.
+    let server = start_scenario(BASIC).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &corp_config("eu-west-1", ""));
+    let r = once_with(&server, &config, &[], &[]).await;
+    assert_eq!(r.code, 1);
+    r.assert_readable(
+        "signed for another region",
+        &[
+            "signed for eu-west-1",
+            "serves another region",
+            "(set by AWS_ENDPOINT_URL)",
+        ],
+    );
+    assert!(
+        !r.all().contains("secret access key does not belong"),
+        "a scope error blamed the secret:\n{}",
+        r.all()
+    );
+}
+
+#[tokio::test]
 async fn a_bad_signature_points_at_the_secret_or_the_clock() {
     let mut credentials = std::collections::HashMap::new();
     credentials.insert("AKIDTEST".to_owned(), "the-right-secret".to_owned());
