@@ -94,6 +94,9 @@ pub enum Command {
     },
     /// Serve the WorkMail emulator.
     Sim(SimArgs),
+    /// Print shell completions or the man page, generated from these definitions.
+    #[command(subcommand)]
+    Generate(Generate),
     /// Scan once and print every matching token with its owner and cleanup verdict.
     Report {
         /// The configuration file.
@@ -118,6 +121,18 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+/// What `generate` prints.
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// Shell completions, e.g. `generate completions bash > /etc/bash_completion.d/workmail-pat-monitor`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), e.g. `generate man > /usr/share/man/man1/workmail-pat-monitor.1`.
+    Man,
 }
 
 fn parse_owner_state(s: &str) -> Result<OwnerState, String> {

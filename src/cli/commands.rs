@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::args::{Cli, Command, SimArgs};
+use super::args::{Cli, Command, Generate, SimArgs};
 use super::output;
 use crate::app::{self, Options, Source};
 use crate::config::Config;
@@ -208,6 +208,21 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
             let _ = std::io::stdout().flush();
             shutdown_signal().await;
             server.stop().await;
+            Ok(0)
+        }
+        Command::Generate(what) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut text = Vec::new();
+            match what {
+                Generate::Completions { shell } => {
+                    clap_complete::generate(shell, &mut cmd, "workmail-pat-monitor", &mut text);
+                }
+                Generate::Man => clap_mangen::Man::new(cmd).render(&mut text)?,
+            }
+            let mut out = std::io::stdout().lock();
+            out.write_all(&text)?;
+            out.flush()?;
             Ok(0)
         }
         Command::Report {

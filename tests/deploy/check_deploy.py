@@ -102,7 +102,15 @@ EXPECTED_KINDS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("batch/v1", "CronJob"),
     ("v1", "PersistentVolumeClaim"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
 }
+# deploy/kubernetes/alternatives: manifests that replace a shipped one.
+ALTERNATIVE_KINDS = {
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+}
+# Kinds the Kubernetes schemas do not know (CRDs of the Prometheus Operator).
+CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 KUSTOMIZATION = ("kustomize.config.k8s.io/v1beta1", "Kustomization")
 
 IAM_READ_ACTIONS = {
@@ -160,11 +168,17 @@ class Artifacts:
                     self.yaml_errors[path] = str(err)
 
     def k8s_objects(self):
+        """The shipped manifests (deploy/kubernetes/*.yaml)."""
         for path, docs in self.yaml_docs.items():
-            if not path.is_relative_to(DEPLOY) or path.name == "kustomization.yaml":
+            if path.parent != DEPLOY or path.name == "kustomization.yaml":
                 continue
             for doc in docs:
                 yield path, doc
+
+    def alternatives(self):
+        """The manifests of deploy/kubernetes/alternatives, by file name."""
+        return {path.name: docs[0] for path, docs in self.yaml_docs.items()
+                if path.parent == DEPLOY / "alternatives" and docs}
 
     def by_kind(self, kind):
         return [doc for _, doc in self.k8s_objects() if isinstance(doc, dict) and doc.get("kind") == kind]
@@ -519,6 +533,84 @@ def checks(art, dump_exprs, binary):
         for ep in eps:
             expect(ep.get("port") == PORT_NAME, f"endpoint port must be {PORT_NAME!r}, got {ep.get('port')!r}")
             expect(ep.get("path", "/metrics") == "/metrics", f"endpoint path must be /metrics, got {ep.get('path')}")
+
+    @check
+    def networkpolicy_admits_only_prometheus():
+        """The NetworkPolicy selects the exporter's pods and admits only Prometheus, only to the metrics port."""
+        np = art.one("NetworkPolicy")
+        pod_labels = art.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+        expect(subset(np["spec"]["podSelector"].get("matchLabels"), pod_labels),
+               "NetworkPolicy podSelector does not match the Deployment's pod labels")
+        expect(np["spec"].get("policyTypes") == ["Ingress"], "policyTypes must be [Ingress]")
+        rules = np["spec"].get("ingress") or []
+        expect(len(rules) == 1, f"expected one ingress rule, found {len(rules)}")
+        peers = rules[0].get("from") or []
+        expect(peers, "an ingress rule without `from` admits everyone")
+        for peer in peers:
+            expect("ipBlock" not in peer, "an ipBlock peer admits more than Prometheus")
+            expect(peer.get("namespaceSelector", {}).get("matchLabels") and peer.get("podSelector", {}).get("matchLabels"),
+                   f"peer {peer} must name both the namespace and the pods")
+        ports = rules[0].get("ports") or []
+        expect(ports and all(p.get("port") in (PORT_NAME, PORT) for p in ports),
+               f"ingress must be limited to port {PORT_NAME}/{PORT}: {ports}")
+
+    @check
+    def podmonitor_targets_pods():
+        """alternatives/podmonitor.yaml selects the Deployment's pods, scrapes /metrics on `metrics` and keeps the job name."""
+        pm = art.alternatives().get("podmonitor.yaml")
+        expect(pm and (pm.get("apiVersion"), pm.get("kind")) in ALTERNATIVE_KINDS and pm["kind"] == "PodMonitor",
+               "deploy/kubernetes/alternatives/podmonitor.yaml is not a PodMonitor")
+        pod_labels = art.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+        expect(subset(pm["spec"]["selector"].get("matchLabels"), pod_labels),
+               "PodMonitor selector does not match the Deployment's pod labels")
+        expect(pod_labels.get(pm["spec"].get("jobLabel", "")) == APP,
+               f"jobLabel must name a pod label whose value is {APP} (the job name the alerts expect)")
+        eps = pm["spec"].get("podMetricsEndpoints") or []
+        expect(eps and all(ep.get("port") == PORT_NAME and ep.get("path", "/metrics") == "/metrics" for ep in eps),
+               f"podMetricsEndpoints must scrape /metrics on port {PORT_NAME}: {eps}")
+        container_ports = [p.get("name") for p in only_container(art.one("Deployment")).get("ports") or []]
+        expect(PORT_NAME in container_ports, f"the container has no port named {PORT_NAME}")
+
+    @check
+    def tls_servicemonitor_verifies_and_authenticates():
+        """alternatives/servicemonitor-tls.yaml scrapes over HTTPS with a CA, a server name and basic auth from Secrets."""
+        sm = art.alternatives().get("servicemonitor-tls.yaml")
+        expect(sm and sm.get("kind") == "ServiceMonitor", "deploy/kubernetes/alternatives/servicemonitor-tls.yaml is not a ServiceMonitor")
+        expect(subset(sm["spec"]["selector"].get("matchLabels"), art.one("Service")["metadata"]["labels"]),
+               "TLS ServiceMonitor selector does not match the Service labels")
+        for ep in sm["spec"].get("endpoints") or []:
+            expect(ep.get("scheme") == "https", "scheme must be https")
+            tls = ep.get("tlsConfig") or {}
+            expect(not tls.get("insecureSkipVerify"), "insecureSkipVerify defeats TLS")
+            expect(tls.get("ca", {}).get("secret", {}).get("key"), "tlsConfig.ca must come from a Secret")
+            expect(tls.get("serverName"), "tlsConfig.serverName must be set")
+            auth = ep.get("basicAuth") or {}
+            expect(auth.get("username", {}).get("name") and auth.get("password", {}).get("name"),
+                   "basicAuth username and password must come from a Secret")
+
+    @check
+    def manifests_match_kubernetes_schemas():
+        """Every manifest of a built-in kind validates (strict) against the Kubernetes OpenAPI schemas (kubernetes-validate)."""
+        try:
+            import kubernetes_validate
+        except ImportError:
+            if os.environ.get("WORKMAIL_PAT_REQUIRE_KUBERNETES_VALIDATE"):
+                raise Fail("kubernetes-validate is not installed (pip install kubernetes-validate)")
+            raise Skip("kubernetes-validate is not installed")
+        version = kubernetes_validate.latest_version()
+        checked = 0
+        for path, docs in art.yaml_docs.items():
+            if not path.is_relative_to(DEPLOY):
+                continue
+            for doc in docs:
+                if not isinstance(doc, dict) or doc.get("kind") in CRD_KINDS | {"Kustomization"}:
+                    continue
+                try:
+                    kubernetes_validate.validate(doc, version, strict=True)
+                except kubernetes_validate.ValidationError as err:
+                    raise Fail(f"{rel(path)}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}: {err.message}")
+                checked += 1
+        expect(checked >= len(EXPECTED_KINDS) - 2, f"only {checked} manifests validated")
 
     @check
     def prometheusrule_equals_rules_yml():

@@ -10,6 +10,7 @@ mod config;
 mod edge;
 mod errors;
 mod faults;
+mod generate;
 mod ledger;
 mod monitor;
 mod prometheus;
