@@ -66,6 +66,10 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Also write the run's metrics to this file (for node_exporter's textfile
+        /// collector: name it `*.prom`), atomically, whatever the outcome.
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
     },
     /// Validate a configuration and print the effective configuration.
     CheckConfig {

@@ -117,8 +117,19 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
             app::run(config, Source::Env, opts, shutdown_signal()).await?;
             Ok(0)
         }
-        Command::Once { config } => {
+        Command::Once {
+            config,
+            metrics_file,
+        } => {
             let config = load(&config)?;
+            if let Some(path) = &metrics_file {
+                // Before anything is scanned or deleted: a file that cannot be written is
+                // found now, not after the run.
+                crate::metrics::check_textfile(path).map_err(|e| Exit {
+                    code: EXIT_CONFIG,
+                    message: format!("--metrics-file {}: {e}", path.display()),
+                })?;
+            }
             let opts = Options::default();
             let stop = opts.stop.clone();
             let signals = tokio::spawn(async move {
@@ -130,7 +141,15 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
             });
             let outcome = app::once(config, Source::Env, opts, None).await?;
             signals.abort();
-            Ok(output::print_once(&outcome))
+            let code = output::print_once(&outcome);
+            if let Some(path) = metrics_file {
+                let text = outcome.ctx.metrics.render(&outcome.ctx.shared);
+                crate::metrics::write_textfile(&path, &text).map_err(|e| Exit {
+                    code: EXIT_INCOMPLETE,
+                    message: format!("--metrics-file {}: {e}", path.display()),
+                })?;
+            }
+            Ok(code)
         }
         Command::CheckConfig { config: path, scan } => {
             let config = load(&path)?;

@@ -204,6 +204,66 @@ impl Metrics {
     }
 }
 
+/// Writes `text` (an exposition) to `path` for node_exporter's textfile collector: without the
+/// `process_*` families (node_exporter exports its own, and a collision fails its whole scrape),
+/// atomically (a temporary file in the same directory, synced, then renamed over `path`), so
+/// that the collector never reads half a file.
+pub fn write_textfile(path: &std::path::Path, text: &str) -> io::Result<()> {
+    let tmp = textfile_temp(path)?;
+    let written = (|| {
+        let mut f = std::fs::File::create_new(&tmp)?;
+        for line in text.lines().filter(|l| !is_process_metric(l)) {
+            writeln!(f, "{line}")?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Whether [`write_textfile`] could write `path`, found out without touching `path`: a
+/// temporary file in its directory is created and removed.
+pub fn check_textfile(path: &std::path::Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a directory, not a file",
+        ));
+    }
+    let tmp = textfile_temp(path)?;
+    std::fs::File::create_new(&tmp)?;
+    std::fs::remove_file(&tmp)
+}
+
+/// The temporary file next to `path` that is renamed over it. node_exporter reads only
+/// `*.prom`; this name is not one.
+fn textfile_temp(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    Ok(dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+/// Whether a line of the text format belongs to a `process_*` family.
+fn is_process_metric(line: &str) -> bool {
+    let name = match line.strip_prefix('#') {
+        Some(comment) => comment.split_whitespace().nth(1).unwrap_or(""),
+        None => line,
+    };
+    name.starts_with("process_")
+}
+
 impl ApiObserver for Metrics {
     fn attempt(&self, operation: &str, error: Option<&'static str>) {
         self.api_requests.with_label_values(&[operation]).inc();

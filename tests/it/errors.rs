@@ -18,14 +18,14 @@ const DEBUG_TEXT: &[&str] = &[
     "Some(\"",
 ];
 
-fn write_config(dir: &Path, text: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
 /// corp only, in `region`, fast to fail, optionally with a cleanup section.
-fn corp_config(region: &str, extra: &str) -> String {
+pub(crate) fn corp_config(region: &str, extra: &str) -> String {
     format!(
         "[scan]\ncall_timeout = \"1s\"\nmax_attempts = 1\nowner_lookup = \"describe\"\n\
          [[organizations]]\nid = \"{CORP}\"\nalias = \"corp\"\nregion = \"{region}\"\n{extra}"

@@ -18,5 +18,6 @@ mod report;
 mod secrets;
 mod sim;
 mod support;
+mod textfile;
 mod tidy;
 mod web;
