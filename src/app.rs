@@ -228,6 +228,10 @@ impl Context {
             .discovery_failures
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = failures;
+        // Another shard's organizations are not scanned, exported or cleaned here.
+        let scan = &self.config.scan;
+        orgs.retain(|o| scan.owns(&o.id));
+        fresh_clients.retain(|id, _| scan.owns(id));
         let existing = self.clients();
         let mut clients = HashMap::new();
         for (id, (region, role)) in fresh_clients {

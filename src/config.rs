@@ -79,6 +79,8 @@ struct RawScan {
     max_attempts: Option<i64>,
     retry_mode: Option<String>,
     owner_lookup: Option<String>,
+    shard: Option<i64>,
+    total_shards: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +222,52 @@ pub struct ScanConfig {
     pub retry_mode: RetryMode,
     /// How owners are resolved.
     pub owner_lookup: OwnerLookup,
+    /// This process's shard, `0..total_shards`: it scans, exports and cleans only the
+    /// organizations of this shard.
+    pub shard: u32,
+    /// How many shards the organizations are split into (1: no sharding).
+    pub total_shards: u32,
+}
+
+impl ScanConfig {
+    /// Whether the organization `org_id` belongs to this process's shard.
+    pub fn owns(&self, org_id: &str) -> bool {
+        shard_of(org_id, self.total_shards) == self.shard
+    }
+
+    /// Sets the shard (from the command line), checked as the configuration's keys are.
+    pub fn set_shard(&mut self, shard: u32, total_shards: u32) -> Result<(), String> {
+        check_shard(shard, total_shards)?;
+        self.shard = shard;
+        self.total_shards = total_shards;
+        Ok(())
+    }
+}
+
+/// The shard of an organization: the first 8 bytes of the SHA-256 of its id, modulo
+/// `total_shards`. Stable across processes, versions and platforms.
+pub fn shard_of(org_id: &str, total_shards: u32) -> u32 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(org_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) % u64::from(total_shards.max(1))) as u32
+}
+
+const MAX_SHARDS: u32 = 1024;
+
+fn check_shard(shard: u32, total_shards: u32) -> Result<(), String> {
+    if !(1..=MAX_SHARDS).contains(&total_shards) {
+        return Err(format!(
+            "total_shards {total_shards} is out of range (allowed 1..={MAX_SHARDS})"
+        ));
+    }
+    if shard >= total_shards {
+        return Err(format!(
+            "shard {shard} must be below total_shards ({total_shards}; shards count from 0)"
+        ));
+    }
+    Ok(())
 }
 
 /// A duration as written in the config (`"7d"`), which is also its metric label.
@@ -820,8 +868,14 @@ impl Validator<'_> {
         if call_timeout < Duration::from_millis(10) || call_timeout > Duration::from_secs(600) {
             return Err(self.err("scan.call_timeout", "must be between 10ms and 10m"));
         }
+        let max = i64::from(MAX_SHARDS);
+        let total_shards = self.int("scan.total_shards", s.total_shards, 1, 1..=max)?;
+        let shard = self.int("scan.shard", s.shard, 0, 0..=max)?;
+        check_shard(shard, total_shards).map_err(|m| self.err("scan.shard", m))?;
         Ok(ScanConfig {
             interval,
+            shard,
+            total_shards,
             page_size: self.int("scan.page_size", s.page_size, 100, 1..=100)?,
             max_concurrency: self.int("scan.max_concurrency", s.max_concurrency, 8, 1..=256)?,
             user_cache_ttl: self.opt_duration(
@@ -1195,6 +1249,8 @@ mod tests {
         ("scan", "max_attempts"),
         ("scan", "retry_mode"),
         ("scan", "owner_lookup"),
+        ("scan", "shard"),
+        ("scan", "total_shards"),
         ("metrics", "expiry_windows"),
         ("metrics", "unused_thresholds"),
         ("metrics", "per_token"),
@@ -1280,5 +1336,22 @@ mod tests {
         let c = Config::parse(&text, "example").unwrap();
         let again = Config::parse(&c.to_toml(), "effective").unwrap();
         assert_eq!(c.to_toml(), again.to_toml());
+    }
+
+    #[test]
+    fn an_organization_keeps_its_shard_across_versions() {
+        // Moving an organization to another shard would have two processes scan (and
+        // clean) it during a rollout: these values are part of the contract. Computed
+        // independently: Python's hashlib.sha256, first 8 bytes big-endian, modulo M.
+        for (id, in_5, in_7) in [
+            ("m-00000000000000000000000000000001", 2, 4),
+            ("m-00000000000000000000000000000002", 0, 5),
+            ("m-33bc8184caf195be3639606b23d517ca", 4, 1),
+            ("m-30ee1f4413c8fc4750f1df3cd836f9ff", 1, 1),
+        ] {
+            assert_eq!(shard_of(id, 5), in_5, "{id}");
+            assert_eq!(shard_of(id, 7), in_7, "{id}");
+            assert_eq!(shard_of(id, 1), 0, "{id}");
+        }
     }
 }

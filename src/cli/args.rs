@@ -59,6 +59,8 @@ pub enum Command {
         /// A Prometheus exporter-toolkit web configuration (TLS, basic auth, headers).
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config: Option<PathBuf>,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
     /// Scan once (and run cleanup once, when configured); exit 0 only if every
     /// organization was scanned completely.
@@ -70,6 +72,8 @@ pub enum Command {
         /// collector: name it `*.prom`), atomically, whatever the outcome.
         #[arg(long, value_name = "FILE")]
         metrics_file: Option<PathBuf>,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
     /// Validate a configuration and print the effective configuration.
     CheckConfig {
@@ -125,6 +129,18 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+/// `--shard N --total-shards M`: overrides `scan.shard` and `scan.total_shards`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ShardArgs {
+    /// This process's shard, from 0 (overrides scan.shard). With a StatefulSet, the pod's
+    /// ordinal.
+    #[arg(long, requires = "total_shards", value_name = "N")]
+    pub shard: Option<u32>,
+    /// How many shards split the organizations (overrides scan.total_shards).
+    #[arg(long, requires = "shard", value_name = "M")]
+    pub total_shards: Option<u32>,
 }
 
 /// What `generate` prints.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::args::{Cli, Command, Generate, SimArgs};
+use super::args::{Cli, Command, Generate, ShardArgs, SimArgs};
 use super::output;
 use crate::app::{self, Options, Source};
 use crate::config::Config;
@@ -35,6 +35,17 @@ pub struct Exit {
     pub code: u8,
     /// What to print (after `error: `).
     pub message: String,
+}
+
+/// `config` with the command line's `--shard`/`--total-shards`, when given.
+fn with_shard(mut config: Config, args: ShardArgs) -> Result<Config, Exit> {
+    if let (Some(shard), Some(total)) = (args.shard, args.total_shards) {
+        config.scan.set_shard(shard, total).map_err(|m| Exit {
+            code: EXIT_CONFIG,
+            message: format!("--shard {shard} --total-shards {total}: {m}"),
+        })?;
+    }
+    Ok(config)
 }
 
 fn load(path: &Path) -> Result<Config, Exit> {
@@ -99,8 +110,12 @@ pub async fn execute(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> a
 
 async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run { config, web_config } => {
-            let config = load(&config)?;
+        Command::Run {
+            config,
+            web_config,
+            shard,
+        } => {
+            let config = with_shard(load(&config)?, shard)?;
             let web = load_web(web_config.as_deref())?;
             let opts = Options {
                 web,
@@ -120,8 +135,9 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
         Command::Once {
             config,
             metrics_file,
+            shard,
         } => {
-            let config = load(&config)?;
+            let config = with_shard(load(&config)?, shard)?;
             if let Some(path) = &metrics_file {
                 // Before anything is scanned or deleted: a file that cannot be written is
                 // found now, not after the run.

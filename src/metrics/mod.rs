@@ -141,6 +141,18 @@ impl Metrics {
             self.config.scan.interval.as_secs_f64(),
         )?;
         w.gauge_family(
+            "workmail_pat_shard_info",
+            "This process's shard: it scans, exports and cleans only the organizations whose id hashes to it (shard 0 of 1 when not sharded).",
+        );
+        w.sample(
+            "workmail_pat_shard_info",
+            &[
+                ("shard", &self.config.scan.shard.to_string()),
+                ("total_shards", &self.config.scan.total_shards.to_string()),
+            ],
+            1.0,
+        )?;
+        w.gauge_family(
             "workmail_pat_monitor_build_info",
             "Build information of the running workmail-pat-monitor.",
         );

@@ -86,6 +86,7 @@ PROCESS_METRICS = {
     "workmail_pat_api_requests_total",
     "workmail_pat_api_request_errors_total",
     "workmail_pat_monitor_build_info",
+    "workmail_pat_shard_info",
     "workmail_pat_internal_errors_total",
     "workmail_pat_web_config_last_reload_successful",
     "workmail_pat_web_config_last_reload_success_timestamp_seconds",
@@ -106,6 +107,7 @@ EXPECTED_KINDS = {
 }
 # deploy/kubernetes/alternatives: manifests that replace a shipped one.
 ALTERNATIVE_KINDS = {
+    ("apps/v1", "StatefulSet"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
 }
@@ -587,6 +589,25 @@ def checks(art, dump_exprs, binary):
             auth = ep.get("basicAuth") or {}
             expect(auth.get("username", {}).get("name") and auth.get("password", {}).get("name"),
                    "basicAuth username and password must come from a Secret")
+
+    @check
+    def sharded_statefulset_takes_the_shard_from_the_ordinal():
+        """alternatives/statefulset-sharded.yaml passes --shard from the pod's ordinal and --total-shards equal to its replicas."""
+        ss = art.alternatives().get("statefulset-sharded.yaml")
+        expect(ss and ss.get("kind") == "StatefulSet", "deploy/kubernetes/alternatives/statefulset-sharded.yaml is not a StatefulSet")
+        c = only_container({"kind": "Deployment", "spec": {"template": ss["spec"]["template"]}})
+        args = list(c.get("args") or [])
+        expect(args[:1] == ["run"], f"args must start with run: {args}")
+        expect("--shard=$(SHARD)" in args, f"args lack --shard=$(SHARD): {args}")
+        expect(f"--total-shards={ss['spec']['replicas']}" in args,
+               f"--total-shards must equal replicas ({ss['spec']['replicas']}): {args}")
+        env = {e["name"]: e for e in c.get("env") or []}
+        field = env.get("SHARD", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        expect(field == "metadata.labels['apps.kubernetes.io/pod-index']",
+               f"SHARD must come from the pod-index label, got {field}")
+        dep = only_container(art.one("Deployment"))
+        expect(c.get("image") == dep.get("image"), "the StatefulSet uses another image than the Deployment")
+        check_security({"kind": "Deployment", "metadata": ss["metadata"], "spec": {"template": ss["spec"]["template"]}})
 
     @check
     def manifests_match_kubernetes_schemas():

@@ -16,6 +16,7 @@ mod monitor;
 mod prometheus;
 mod report;
 mod secrets;
+mod shards;
 mod sim;
 mod support;
 mod textfile;

@@ -172,6 +172,11 @@ async fn exact_metrics_for_every_category() {
         ),
         ("workmail_pat_scan_interval_seconds", &[], 60.0),
         ("workmail_pat_monitor_build_info", &[], 1.0),
+        (
+            "workmail_pat_shard_info",
+            &[r#"shard="0""#, r#"total_shards="1""#],
+            1.0,
+        ),
     ];
     for (name, labels, want) in cases {
         assert_eq!(
