@@ -766,6 +766,27 @@ mod tests {
     }
 
     #[test]
+    fn rule_counts_count_matches_and_exclusions_apart() {
+        // Three stale tokens (one protected by name) and a live one, under "unused 90d".
+        let tokens = ["a", "b", "break-glass", "live"]
+            .into_iter()
+            .map(|id| {
+                let mut t = token(400, Some(if id == "live" { 1 } else { 200 }), -30);
+                t.id = id.into();
+                t.name = Some(id.into());
+                t
+            })
+            .collect();
+        let inv = inventory(tokens, vec![owner(OwnerState::Enabled, None)]);
+        let cfg = config("exclude_tokens = [\"break-glass*\"]");
+        let unused = &cfg.cleanup.rules[0];
+        assert_eq!(rule_counts(&cfg.cleanup, unused, &inv, now()), (2, 1));
+        // On its own: a rule that nothing matches counts nothing, whatever is excluded.
+        let never = rule(|r| r.expired_for = days(10_000));
+        assert_eq!(rule_counts(&cfg.cleanup, &never, &inv, now()), (0, 0));
+    }
+
+    #[test]
     fn decisions_are_per_token_not_per_user() {
         // One user, a stale token and a live one: only the stale one is a candidate.
         let mut stale = token(400, Some(200), -30);
