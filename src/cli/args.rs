@@ -72,6 +72,10 @@ pub enum Command {
         /// collector: name it `*.prom`), atomically, whatever the outcome.
         #[arg(long, value_name = "FILE")]
         metrics_file: Option<PathBuf>,
+        /// Also push the run's metrics to this Prometheus Pushgateway (http://host:9091),
+        /// as job `workmail-pat-monitor-once`, whatever the outcome.
+        #[arg(long, value_name = "URL", value_parser = crate::metrics::push_gateway_url)]
+        push_gateway: Option<http::Uri>,
         #[command(flatten)]
         shard: ShardArgs,
     },

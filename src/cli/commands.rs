@@ -27,6 +27,9 @@ pub const EXIT_INCOMPLETE: u8 = 1;
 /// Exit code when a second signal abandons the work in hand.
 pub const EXIT_ABANDONED: u8 = 130;
 
+/// The Pushgateway job of `once --push-gateway`.
+pub const PUSH_JOB: &str = "workmail-pat-monitor-once";
+
 /// An error that ends the command with an exit code of its own, after its message.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -135,6 +138,7 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
         Command::Once {
             config,
             metrics_file,
+            push_gateway,
             shard,
         } => {
             let config = with_shard(load(&config)?, shard)?;
@@ -158,12 +162,25 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
             let outcome = app::once(config, Source::Env, opts, None).await?;
             signals.abort();
             let code = output::print_once(&outcome);
+            if metrics_file.is_none() && push_gateway.is_none() {
+                return Ok(code);
+            }
+            let text = outcome.ctx.metrics.render(&outcome.ctx.shared);
             if let Some(path) = metrics_file {
-                let text = outcome.ctx.metrics.render(&outcome.ctx.shared);
                 crate::metrics::write_textfile(&path, &text).map_err(|e| Exit {
                     code: EXIT_INCOMPLETE,
                     message: format!("--metrics-file {}: {e}", path.display()),
                 })?;
+            }
+            if let Some(url) = push_gateway {
+                let scan = &outcome.ctx.config.scan;
+                let shard = (scan.total_shards > 1).then_some(scan.shard);
+                crate::metrics::push(&url, PUSH_JOB, shard, &text)
+                    .await
+                    .map_err(|e| Exit {
+                        code: EXIT_INCOMPLETE,
+                        message: format!("--push-gateway: {e}"),
+                    })?;
             }
             Ok(code)
         }

@@ -224,9 +224,7 @@ pub fn write_textfile(path: &std::path::Path, text: &str) -> io::Result<()> {
     let tmp = textfile_temp(path)?;
     let written = (|| {
         let mut f = std::fs::File::create_new(&tmp)?;
-        for line in text.lines().filter(|l| !is_process_metric(l)) {
-            writeln!(f, "{line}")?;
-        }
+        f.write_all(batch_exposition(text).as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -265,6 +263,84 @@ fn textfile_temp(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
         name.to_string_lossy(),
         std::process::id()
     )))
+}
+
+/// A batch run's exposition: `text` without the `process_*` families, which describe a process
+/// that has exited by the time anyone reads them (and collide with node_exporter's own).
+fn batch_exposition(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().filter(|l| !is_process_metric(l)) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The Pushgateway URL of `once --push-gateway`: `http://host[:port][/path]`.
+pub fn push_gateway_url(s: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{s}: https is not supported for the Pushgateway; use its in-cluster http:// address"
+            ));
+        }
+        _ => return Err(format!("{s}: must start with http://")),
+    }
+    if uri.authority().is_none() || uri.query().is_some() {
+        return Err(format!(
+            "{s}: must be http://host[:port][/path], without a query"
+        ));
+    }
+    Ok(uri)
+}
+
+/// Pushes a batch run's exposition to a Prometheus Pushgateway: `PUT
+/// URL/metrics/job/JOB[/shard/N]` replaces that group's metrics with this run's.
+pub async fn push(
+    gateway: &http::Uri,
+    job: &str,
+    shard: Option<u32>,
+    text: &str,
+) -> Result<(), String> {
+    use http_body_util::{BodyExt as _, Full};
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+    let mut url = format!(
+        "{}/metrics/job/{job}",
+        gateway.to_string().trim_end_matches('/')
+    );
+    if let Some(n) = shard {
+        url.push_str(&format!("/shard/{n}"));
+    }
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let request = http::Request::put(uri)
+        .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(Full::new(bytes::Bytes::from(batch_exposition(text))))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let answer = tokio::time::timeout(TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| format!("{url}: no answer within {}s", TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{url}: {}", crate::workmail::error_chain(&e)))?;
+    let status = answer.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body: String = tokio::time::timeout(TIMEOUT, answer.into_body().collect())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|b| {
+            String::from_utf8_lossy(&b.to_bytes())
+                .trim()
+                .chars()
+                .take(300)
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(format!("{url}: {status}: {body}"))
 }
 
 /// Whether a line of the text format belongs to a `process_*` family.

@@ -3,7 +3,7 @@
 
 use std::io::Read as _;
 
-use workmail_pat_monitor::sim::OpFaults;
+use workmail_pat_monitor::sim::{OpFaults, SimServer};
 
 use crate::errors::{corp_config, write_config};
 use crate::monitor::BASIC;
@@ -16,8 +16,8 @@ fn enforce(ledger: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn a_failed_deletion_reaches_the_textfile_which_replaces_the_old_one_whole() {
+/// An emulator that refuses every delete, and an enforce configuration of corp (in `dir`).
+async fn refused_deletes() -> (SimServer, tempfile::TempDir, std::path::PathBuf) {
     let server = start_scenario(BASIC).await;
     server.sim.set_op_faults(
         "DeletePersonalAccessToken",
@@ -31,6 +31,12 @@ async fn a_failed_deletion_reaches_the_textfile_which_replaces_the_old_one_whole
         dir.path(),
         &corp_config("us-east-1", &enforce(&scratch_file("ledger.jsonl"))),
     );
+    (server, dir, config)
+}
+
+#[tokio::test]
+async fn a_failed_deletion_reaches_the_textfile_which_replaces_the_old_one_whole() {
+    let (server, dir, config) = refused_deletes().await;
     let textfiles = dir.path().join("textfile");
     std::fs::create_dir(&textfiles).unwrap();
     let prom = textfiles.join("workmail_pat_cleanup.prom");
@@ -129,4 +135,117 @@ async fn an_unwritable_metrics_file_stops_the_run_before_anything_is_called() {
         server.sim.calls()
     );
     assert!(server.sim.deleted().is_empty());
+}
+
+/// A real Prometheus Pushgateway (`apt-get install prometheus-pushgateway`), or `None` when it
+/// is not installed and `WORKMAIL_PAT_REQUIRE_PUSHGATEWAY` is unset.
+async fn pushgateway() -> Option<(tokio::process::Child, String)> {
+    let bin = ["prometheus-pushgateway", "pushgateway"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(bin) = bin else {
+        assert!(
+            std::env::var_os("WORKMAIL_PAT_REQUIRE_PUSHGATEWAY").is_none(),
+            "prometheus-pushgateway not on PATH but WORKMAIL_PAT_REQUIRE_PUSHGATEWAY is set"
+        );
+        eprintln!(
+            "SKIPPED: the Pushgateway test needs prometheus-pushgateway on PATH \
+             (apt-get install prometheus-pushgateway)"
+        );
+        return None;
+    };
+    let addr = free_addr();
+    let child = tokio::process::Command::new(bin)
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Pushgateway");
+    let url = format!("http://{addr}");
+    wait_for_async("the Pushgateway to listen", DEADLINE, async || {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    assert_eq!(http_get(&format!("{url}/-/ready")).await.0, 200);
+    Some((child, url))
+}
+
+#[tokio::test]
+async fn a_failed_deletion_is_pushed_to_a_real_pushgateway() {
+    let Some((_gateway, url)) = pushgateway().await else {
+        return;
+    };
+    let (server, dir, config) = refused_deletes().await;
+    let out = output_of(
+        "once --push-gateway",
+        bin_against(&server)
+            .args(["once", "--config"])
+            .arg(&config)
+            .args(["--push-gateway", &url]),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed delete exits 1: {stderr}"
+    );
+    assert!(
+        !stderr.contains("--push-gateway"),
+        "the push failed: {stderr}"
+    );
+
+    // The Pushgateway accepted the exposition and serves it, grouped under our job.
+    let (status, text) = http_get(&format!("{url}/metrics")).await;
+    assert_eq!(status, 200);
+    let failed = text
+        .lines()
+        .find(|l| {
+            l.starts_with("workmail_pat_cleanup_actions_total{")
+                && l.contains("action=\"failed\"")
+                && l.contains("job=\"workmail-pat-monitor-once\"")
+        })
+        .unwrap_or_else(|| panic!("no pushed failure in:\n{text}"));
+    let refused = server.sim.calls().by_operation["DeletePersonalAccessToken"];
+    assert!(
+        failed.ends_with(&format!(" {refused}")),
+        "{refused} refused deletes, yet: {failed}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("process_") && l.contains("workmail-pat-monitor-once")),
+        "process metrics were pushed"
+    );
+}
+
+#[tokio::test]
+async fn a_push_gateway_that_is_not_a_plain_http_url_is_refused_before_the_run() {
+    let server = start_scenario(BASIC).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &corp_config("us-east-1", ""));
+    for (url, needle) in [
+        ("https://pushgateway:9091", "https is not supported"),
+        ("pushgateway:9091", "must start with http://"),
+        ("http://pushgateway:9091/?x=1", "without a query"),
+    ] {
+        let out = output_of(
+            "once with a bad --push-gateway",
+            bin_against(&server)
+                .args(["once", "--config"])
+                .arg(&config)
+                .args(["--push-gateway", url]),
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert!(stderr.contains(needle), "{url}: no {needle:?} in {stderr}");
+    }
+    assert_eq!(server.sim.calls().by_operation.values().sum::<u64>(), 0);
 }
