@@ -181,7 +181,7 @@ async fn a_failed_deletion_is_pushed_to_a_real_pushgateway() {
     let Some((_gateway, url)) = pushgateway().await else {
         return;
     };
-    let (server, dir, config) = refused_deletes().await;
+    let (server, _dir, config) = refused_deletes().await;
     let out = output_of(
         "once --push-gateway",
         bin_against(&server)
