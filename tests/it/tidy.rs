@@ -242,7 +242,7 @@ fn each_rule_catches_what_it_names() {
     let rules = compiled();
     let samples = [
         ("src/scan.rs", "use aws_sdk_workmail::Client;"),
-        ("src/app.rs", "let c: aws_config::SdkConfig = todo!();"),
+        ("src/app.rs", "let c: aws_config::SdkConfig = loaded;"),
         ("src/policy.rs", "let now = chrono::Utc::now();"),
         ("src/state.rs", "let t = std::time::SystemTime::now();"),
         ("src/report.rs", "println!(\"{x}\");"),
