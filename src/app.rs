@@ -22,12 +22,17 @@ use crate::httpd::{self, ServeOptions};
 use crate::inventory::OrgRef;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::reload::{Applied, LiveConfig};
 use crate::render::Renders;
 use crate::scan::{self, OwnerCache, Progress, ScanError};
 use crate::server::{self, AdminState, Routes};
 use crate::state::{ScanFailure, Shared};
 use crate::webconfig::LiveWebConfig;
 use crate::workmail::{ClientFactory, ClientOptions, WorkMail};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// How long shutdown waits for in-flight work: long enough for the token in hand (a
 /// re-read, an owner check and a delete, each with every retry), and at least 20 s.
@@ -51,7 +56,7 @@ pub enum Source {
 }
 
 /// Knobs tests and the demo set; defaults are the production ones.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// The clock.
     pub clock: Clock,
@@ -65,7 +70,14 @@ pub struct Options {
     pub http: ServeOptions,
     /// Counts the log lines the binary's non-blocking log writer dropped.
     pub log_drops: Option<crate::metrics::LogDrops>,
+    /// Reads the configuration again, for a reload (`SIGHUP`, `POST /-/reload`): the file
+    /// the process started with, with the command line's overrides. Without one, a reload
+    /// is refused.
+    pub loader: Option<Loader>,
 }
+
+/// Reads the configuration again; an error names the file and key.
+pub type Loader = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
 
 /// A function run at the start of every scan task: the seam through which fault-injection
 /// tests make a scan panic (see [`Context::with_scan_hook`]). Nothing else sets one.
@@ -87,27 +99,44 @@ impl Default for Options {
             web: None,
             http: ServeOptions::default(),
             log_drops: None,
+            loader: None,
         }
     }
+}
+
+/// Where a client points and as whom: a client is kept across resolutions (and reloads)
+/// only while this stays the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClientSpec {
+    region: String,
+    role: Option<(String, Option<String>)>,
+    /// The factory's generation (a reload that changes retries or timeouts bumps it).
+    factory: u64,
 }
 
 /// Everything the daemon's tasks share.
 #[derive(Clone)]
 pub struct Context {
-    /// The configuration.
-    pub config: Arc<Config>,
+    /// The configuration in force (replaced by a reload).
+    pub live: LiveConfig,
     /// Published state.
     pub shared: Arc<Shared>,
     /// Metrics.
     pub metrics: Metrics,
     /// The clock.
     pub clock: Clock,
-    /// Builds clients.
-    pub factory: ClientFactory,
+    /// Builds clients (rebuilt by a reload that changes their retries or timeouts).
+    factory: Arc<Mutex<ClientFactory>>,
+    /// The first retry backoff clients are built with.
+    initial_backoff: Duration,
     /// The owner cache.
     pub cache: Arc<OwnerCache>,
-    /// Clients by organization id.
-    pub clients: Arc<Mutex<HashMap<String, WorkMail>>>,
+    /// Clients by organization id, with what they were built for.
+    clients: Arc<Mutex<HashMap<String, (ClientSpec, WorkMail)>>>,
+    /// Re-reads the configuration for a reload.
+    loader: Option<Loader>,
+    /// Held while a reload is applied: reloads happen one at a time.
+    reloading: Arc<Mutex<()>>,
     /// Organizations each discovery region listed last.
     discovered: Arc<Mutex<HashMap<String, Vec<OrgRef>>>>,
     /// Regions whose discovery failed at the last resolution.
@@ -118,34 +147,50 @@ pub struct Context {
 impl Context {
     /// Builds the shared context.
     pub async fn new(config: Config, source: Source, opts: &Options) -> Self {
-        let config = Arc::new(config);
-        let metrics = Metrics::new(config.clone(), opts.log_drops.clone());
-        let mut client_opts = ClientOptions::from_scan(&config.scan);
-        client_opts.initial_backoff = opts.initial_backoff;
+        let cache = Arc::new(OwnerCache::new(config.scan.user_cache_ttl));
+        let client_opts = ClientOptions {
+            initial_backoff: opts.initial_backoff,
+            ..ClientOptions::from_scan(&config.scan)
+        };
+        let live = LiveConfig::new(config, opts.clock.now());
+        let metrics = Metrics::new(live.clone(), opts.log_drops.clone());
         let observer: Arc<dyn crate::workmail::ApiObserver> = Arc::new(metrics.clone());
         let factory = match source {
             Source::Env => ClientFactory::from_env(&client_opts, observer).await,
             Source::Sdk(sdk) => ClientFactory::from_sdk_config(*sdk, &client_opts, observer),
         };
         Self {
-            cache: Arc::new(OwnerCache::new(config.scan.user_cache_ttl)),
-            config,
+            cache,
+            live,
             shared: Arc::new(Shared::default()),
             metrics,
             clock: opts.clock.clone(),
-            factory,
+            factory: Arc::new(Mutex::new(factory)),
+            initial_backoff: opts.initial_backoff,
             clients: Arc::new(Mutex::new(HashMap::new())),
+            loader: opts.loader.clone(),
+            reloading: Arc::new(Mutex::new(())),
             discovered: Arc::new(Mutex::new(HashMap::new())),
             discovery_failures: Arc::new(Mutex::new(Vec::new())),
             before_scan: None,
         }
     }
 
-    fn clients(&self) -> HashMap<String, WorkMail> {
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.current()
+    }
+
+    fn factory(&self) -> ClientFactory {
+        lock(&self.factory).clone()
+    }
+
+    /// The client of each organization.
+    pub fn clients(&self) -> HashMap<String, WorkMail> {
+        lock(&self.clients)
+            .iter()
+            .map(|(id, (_, c))| (id.clone(), c.clone()))
+            .collect()
     }
 
     /// This context, with `hook` run at the start of every scan task (fault injection).
@@ -155,12 +200,15 @@ impl Context {
     }
 
     /// Resolves the organizations to scan: configured ones, plus the Active ones that
-    /// discovery finds. Builds (or reuses) a client per organization.
+    /// discovery finds. Builds a client per organization, or keeps the one it has while the
+    /// organization's region and role stay the same.
     pub async fn resolve_orgs(&self) -> anyhow::Result<Vec<OrgRef>> {
-        let default_region = self.factory.default_region();
+        let config = self.config();
+        let factory = self.factory();
+        let default_region = factory.default_region();
         let mut orgs: Vec<OrgRef> = Vec::new();
-        let mut fresh_clients = HashMap::new();
-        for o in &self.config.organizations {
+        let mut specs = HashMap::new();
+        for o in &config.organizations {
             let region = o
                 .region
                 .clone()
@@ -176,27 +224,23 @@ impl Context {
                 label: o.alias.clone().unwrap_or_else(|| o.id.clone()),
                 region: region.clone(),
             };
-            let role = o.role_arn.as_deref().map(|r| (r, o.external_id.as_deref()));
-            fresh_clients.insert(
-                org.id.clone(),
-                (
-                    region,
-                    role.map(|(a, e)| (a.to_owned(), e.map(str::to_owned))),
-                ),
-            );
+            let role = o.role_arn.clone().map(|a| (a, o.external_id.clone()));
+            let spec = ClientSpec {
+                region,
+                role,
+                factory: factory.generation(),
+            };
+            specs.insert(org.id.clone(), spec);
             orgs.push(org);
         }
         let mut failures = Vec::new();
-        if let Some(d) = &self.config.discovery {
+        if let Some(d) = &config.discovery {
             let role = d.role_arn.as_deref().map(|r| (r, d.external_id.as_deref()));
             let owned_role = role.map(|(a, e)| (a.to_owned(), e.map(str::to_owned)));
             for region in &d.regions {
-                let found = match self.discover(region, role).await {
+                let found = match self.discover(&factory, &config, region, role).await {
                     Ok(found) => {
-                        self.discovered
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(region.clone(), found.clone());
+                        lock(&self.discovered).insert(region.clone(), found.clone());
                         found
                     }
                     Err(e) => {
@@ -207,9 +251,7 @@ impl Context {
                             Some(h) => format!("discovery in {region}: {e}\n  hint: {h}"),
                             None => format!("discovery in {region}: {e}"),
                         });
-                        self.discovered
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
+                        lock(&self.discovered)
                             .get(region)
                             .cloned()
                             .unwrap_or_default()
@@ -219,32 +261,33 @@ impl Context {
                     if orgs.iter().any(|o| o.id == org.id) {
                         continue;
                     }
-                    fresh_clients.insert(org.id.clone(), (region.clone(), owned_role.clone()));
+                    let spec = ClientSpec {
+                        region: region.clone(),
+                        role: owned_role.clone(),
+                        factory: factory.generation(),
+                    };
+                    specs.insert(org.id.clone(), spec);
                     orgs.push(org);
                 }
             }
         }
-        *self
-            .discovery_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = failures;
+        *lock(&self.discovery_failures) = failures;
         // Another shard's organizations are not scanned, exported or cleaned here.
-        let scan = &self.config.scan;
-        orgs.retain(|o| scan.owns(&o.id));
-        fresh_clients.retain(|id, _| scan.owns(id));
-        let existing = self.clients();
+        orgs.retain(|o| config.scan.owns(&o.id));
+        specs.retain(|id, _| config.scan.owns(id));
+        let mut existing = std::mem::take(&mut *lock(&self.clients));
         let mut clients = HashMap::new();
-        for (id, (region, role)) in fresh_clients {
-            let client = match existing.get(&id) {
-                Some(c) => c.clone(),
-                None => {
-                    let role = role.as_ref().map(|(a, e)| (a.as_str(), e.as_deref()));
-                    self.factory.client(Some(&region), role, &id).await
+        for (id, spec) in specs {
+            let client = match existing.remove(&id) {
+                Some((had, c)) if had == spec => c,
+                _ => {
+                    let role = spec.role.as_ref().map(|(a, e)| (a.as_str(), e.as_deref()));
+                    factory.client(Some(&spec.region), role, &id).await
                 }
             };
-            clients.insert(id, client);
+            clients.insert(id, (spec, client));
         }
-        *self.clients.lock().unwrap_or_else(|e| e.into_inner()) = clients;
+        *lock(&self.clients) = clients;
         orgs.sort();
         self.shared.set_orgs(&orgs);
         Ok(orgs)
@@ -253,18 +296,19 @@ impl Context {
     /// The Active organizations `ListOrganizations` lists in one region.
     async fn discover(
         &self,
+        factory: &ClientFactory,
+        config: &Config,
         region: &str,
         role: Option<(&str, Option<&str>)>,
     ) -> Result<Vec<OrgRef>, crate::workmail::ApiError> {
-        let client = self
-            .factory
+        let client = factory
             .client(Some(region), role, &format!("discovery-{region}"))
             .await;
         let mut found = Vec::new();
         let mut pager = crate::workmail::Pager::new("ListOrganizations");
         loop {
             let (page, following) = client
-                .list_organizations_page(pager.token(), self.config.scan.page_size)
+                .list_organizations_page(pager.token(), config.scan.page_size)
                 .await?;
             found.extend(
                 page.into_iter()
@@ -283,10 +327,73 @@ impl Context {
 
     /// Why the last resolution could not discover every region (empty when it could).
     pub fn discovery_failures(&self) -> Vec<String> {
-        self.discovery_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.discovery_failures).clone()
+    }
+
+    /// Re-reads the configuration and puts it in force (`SIGHUP`, `POST /-/reload`). The
+    /// organizations that stay keep their published data, owner cache and clients; the
+    /// scheduler adds and drops the others. A configuration that does not load is refused:
+    /// the one in force stays, the error is logged and returned, and
+    /// `workmail_pat_config_last_reload_successful` turns 0. Settings that cannot change
+    /// while the process runs keep their values and are named in the result.
+    pub fn reload(&self) -> Result<Applied, String> {
+        let _one_at_a_time = lock(&self.reloading);
+        match self.try_reload() {
+            Ok(applied) => {
+                tracing::info!("configuration reloaded");
+                for key in &applied.restart_required {
+                    tracing::warn!(
+                        key,
+                        "this setting changed but needs a restart; the old value stays in force"
+                    );
+                }
+                Ok(applied)
+            }
+            Err(e) => {
+                self.live.refused();
+                tracing::error!(
+                    error = %e,
+                    "configuration reload refused; the previous configuration stays in force"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    fn try_reload(&self) -> Result<Applied, String> {
+        let loader = self
+            .loader
+            .as_ref()
+            .ok_or("this process was not started from a configuration file: nothing to reload")?;
+        let new = loader()?;
+        let factory = self.factory();
+        if factory.default_region().is_none()
+            && let Some((i, o)) = new
+                .organizations
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.region.is_none())
+        {
+            return Err(format!(
+                "organizations[{i}] ({}): no region (set organizations[].region or AWS_REGION)",
+                o.id
+            ));
+        }
+        let old = self.config();
+        let opts = ClientOptions::from_scan(&new.scan);
+        if opts != ClientOptions::from_scan(&old.scan) {
+            // New retries or timeouts: every client is rebuilt at the next resolution.
+            let opts = ClientOptions {
+                initial_backoff: self.initial_backoff,
+                ..opts
+            };
+            *lock(&self.factory) = factory.with_options(&opts);
+        }
+        self.cache.set_ttl(new.scan.user_cache_ttl);
+        let applied = self.live.replace(new, self.clock.now());
+        // The kept inventories are measured and planned again under the new settings.
+        self.shared.reconfigure(&self.config());
+        Ok(applied)
     }
 
     /// Scans one organization and publishes the result. A panic in the scan is caught,
@@ -308,19 +415,16 @@ impl Context {
         progress: Option<Progress>,
         span: tracing::Span,
     ) -> Result<(), ScanError> {
-        let client = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&org.id)
-            .cloned();
+        let client = lock(&self.clients).get(&org.id).map(|(_, c)| c.clone());
         let Some(client) = client else {
             return Err(ScanError::Internal(format!("no client for {}", org.id)));
         };
         let started = tokio::time::Instant::now();
+        // The whole scan, and the publication of its result, use one configuration.
+        let config = self.config();
         let task = {
             let org = org.clone();
-            let scan_cfg = self.config.scan.clone();
+            let scan_cfg = config.scan.clone();
             let cache = self.cache.clone();
             let clock = self.clock.clone();
             let hook = self.before_scan.clone();
@@ -368,7 +472,7 @@ impl Context {
                     "scan complete"
                 );
                 let now = inv.scanned_at;
-                self.shared.scan_succeeded(&self.config, inv, duration, now);
+                self.shared.scan_succeeded(&config, inv, duration, now);
                 Ok(())
             }
             Err(e) => {
@@ -405,22 +509,28 @@ impl Context {
 
     /// One cleanup run over the latest complete scans, recorded in `ledger` (without one,
     /// nothing can be deleted).
+    /// One cleanup run over the latest complete scans, recorded in `ledger` (without one,
+    /// nothing can be deleted). The run keeps the configuration in force at its start.
     pub async fn cleanup(
         &self,
         ledger: Option<&mut Ledger>,
         cancel: &CancellationToken,
     ) -> RunSummary {
-        self.cleaner(cancel).run(ledger, self.clock.now()).await
+        let config = self.config();
+        self.cleaner(&config, cancel)
+            .run(ledger, self.clock.now())
+            .await
     }
 
     /// Reconciles the ledger's open intents only (no plan, no delete).
     pub async fn reconcile(&self, ledger: &mut Ledger, cancel: &CancellationToken) -> RunSummary {
-        self.cleaner(cancel).reconcile_only(ledger).await
+        let config = self.config();
+        self.cleaner(&config, cancel).reconcile_only(ledger).await
     }
 
-    fn cleaner<'a>(&'a self, cancel: &'a CancellationToken) -> Cleaner<'a> {
+    fn cleaner<'a>(&'a self, config: &'a Config, cancel: &'a CancellationToken) -> Cleaner<'a> {
         Cleaner {
-            config: &self.config,
+            config,
             shared: &self.shared,
             clients: self.clients(),
             metrics: &self.metrics,
@@ -457,30 +567,31 @@ impl Context {
     /// permission the configuration needs.
     pub async fn preflight(&self) -> anyhow::Result<Preflight> {
         use crate::config::{CleanupMode, OwnerLookup};
-        let credentials = self.factory.credentials_source().await;
+        let config = self.config();
+        let factory = self.factory();
+        let credentials = factory.credentials_source().await;
         let mut discovery = Vec::new();
-        if let Some(d) = &self.config.discovery {
+        if let Some(d) = &config.discovery {
             let role = d.role_arn.as_deref().map(|r| (r, d.external_id.as_deref()));
             for region in &d.regions {
-                let client = self
-                    .factory
+                let client = factory
                     .client(Some(region), role, &format!("discovery-{region}"))
                     .await;
                 discovery.push((region.clone(), client.preflight_discovery().await));
             }
         }
         let orgs = self.resolve_orgs().await?;
-        let lookup = self.config.scan.owner_lookup;
+        let lookup = config.scan.owner_lookup;
         let mut out = Vec::new();
         for org in orgs {
             let Some(client) = self.clients().get(&org.id).cloned() else {
                 continue;
             };
-            let mode = self.config.cleanup_mode(&org.id);
+            let mode = config.cleanup_mode(&org.id);
             let needs = crate::workmail::Needs {
                 describe_user: lookup != OwnerLookup::List,
                 list_users: lookup != OwnerLookup::Describe,
-                cleanup: mode != CleanupMode::Off && !self.config.cleanup.rules.is_empty(),
+                cleanup: mode != CleanupMode::Off && !config.cleanup.rules.is_empty(),
                 delete: mode == CleanupMode::Enforce,
             };
             let permissions = client.preflight(&org.id, needs).await;
@@ -488,7 +599,7 @@ impl Context {
         }
         Ok(Preflight {
             credentials,
-            default_region: self.factory.default_region(),
+            default_region: factory.default_region(),
             discovery,
             orgs: out,
         })
@@ -553,7 +664,7 @@ impl Daemon {
         let renders = Arc::new(Renders::new(
             ctx.shared.clone(),
             ctx.metrics.clone(),
-            ctx.config.clone(),
+            ctx.live.clone(),
             ctx.clock.clone(),
         ));
         http_tracker.spawn(renders.clone().run(http_shutdown.clone()));
@@ -566,8 +677,13 @@ impl Daemon {
             connections: Default::default(),
             ..opts.http.clone()
         };
+        let reload: crate::reload::Reload = {
+            let ctx = ctx.clone();
+            Arc::new(move || ctx.reload())
+        };
         let admin = AdminState {
-            config: ctx.config.clone(),
+            config: ctx.live.clone(),
+            reload,
             shared: ctx.shared.clone(),
             metrics: ctx.metrics.clone(),
             clock: ctx.clock.clone(),
@@ -596,14 +712,15 @@ impl Daemon {
             };
         }
 
-        // The scheduler: discovery, one loop per organization, and the cleanup loop.
+        // The scheduler: discovery, one loop per organization, and the cleanup loop. It
+        // resolves the organizations again at every discovery interval and at every reload.
         let sched_ctx = ctx.clone();
         let token = shutdown.clone();
         let sched_tracker = tracker.clone();
         tracker.spawn(async move {
-            let mut loops: HashMap<String, CancellationToken> = HashMap::new();
-            let interval = sched_ctx.config.scan.interval;
-            if sched_ctx.config.cleanup_enabled() {
+            let mut loops: HashMap<String, (OrgRef, CancellationToken)> = HashMap::new();
+            let mut reloads = sched_ctx.live.subscribe();
+            {
                 let ctx = sched_ctx.clone();
                 let token = token.clone();
                 sched_tracker.spawn(async move { cleanup_loop(ctx, ledger, token).await });
@@ -611,11 +728,15 @@ impl Daemon {
             loop {
                 match sched_ctx.resolve_orgs().await {
                     Ok(orgs) => {
-                        loops.retain(|id, t| {
-                            let keep = orgs.iter().any(|o| &o.id == id);
+                        loops.retain(|id, (had, t)| {
+                            let now = orgs.iter().find(|o| &o.id == id);
+                            if now.is_none() {
+                                sched_ctx.cache.forget_org(id);
+                            }
+                            // A renamed or moved organization gets a new loop (same data).
+                            let keep = now == Some(had);
                             if !keep {
                                 t.cancel();
-                                sched_ctx.cache.forget_org(id);
                             }
                             keep
                         });
@@ -624,7 +745,7 @@ impl Daemon {
                                 continue;
                             }
                             let t = token.child_token();
-                            loops.insert(org.id.clone(), t.clone());
+                            loops.insert(org.id.clone(), (org.clone(), t.clone()));
                             let ctx = sched_ctx.clone();
                             sched_tracker.spawn(async move { org_loop(ctx, org, t).await });
                         }
@@ -633,14 +754,13 @@ impl Daemon {
                         tracing::error!(error = format!("{e:#}"), "cannot resolve organizations");
                     }
                 }
-                // Without discovery the set of organizations never changes.
-                if sched_ctx.config.discovery.is_none() && !loops.is_empty() {
-                    token.cancelled().await;
-                    break;
-                }
+                let config = sched_ctx.config();
+                // Without discovery the set of organizations changes only with a reload.
+                let rediscover = config.discovery.is_some() || loops.is_empty();
                 tokio::select! {
                     _ = token.cancelled() => break,
-                    _ = tokio::time::sleep(interval) => {}
+                    r = reloads.changed() => if r.is_err() { break },
+                    _ = tokio::time::sleep(config.scan.interval), if rediscover => {}
                 }
             }
         });
@@ -662,7 +782,7 @@ impl Daemon {
         self.ctx.shared.shutting_down();
         self.shutdown.cancel();
         self.tracker.close();
-        let drain = drain_timeout(&self.ctx.config);
+        let drain = drain_timeout(&self.ctx.config());
         if tokio::time::timeout(drain, self.tracker.wait())
             .await
             .is_err()
@@ -690,6 +810,7 @@ pub fn next_scan_in(failures: u32, interval: Duration) -> Duration {
 
 async fn org_loop(ctx: Context, org: OrgRef, cancel: CancellationToken) {
     let mut failures = 0u32;
+    let mut reloads = ctx.live.subscribe();
     loop {
         // Cancellation first: an organization that was dropped must not publish again.
         let scanned = tokio::select! {
@@ -702,19 +823,50 @@ async fn org_loop(ctx: Context, org: OrgRef, cancel: CancellationToken) {
         } else {
             failures.saturating_add(1)
         };
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(next_scan_in(failures, ctx.config.scan.interval)) => {}
+        let ended = tokio::time::Instant::now();
+        if !wait_after(&ctx, &mut reloads, &cancel, ended, |c| {
+            next_scan_in(failures, c.scan.interval)
+        })
+        .await
+        {
+            return;
         }
     }
 }
 
-/// Runs cleanup after the first complete scan round at or past each interval.
+/// Waits until `wait(config)` after `since`, measured again under each configuration a
+/// reload puts in force (a shorter interval takes effect at once). False when cancelled.
+async fn wait_after(
+    ctx: &Context,
+    reloads: &mut tokio::sync::watch::Receiver<Arc<Config>>,
+    cancel: &CancellationToken,
+    since: tokio::time::Instant,
+    wait: impl Fn(&Config) -> Duration,
+) -> bool {
+    loop {
+        let until = since + wait(&ctx.config());
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep_until(until) => return true,
+            r = reloads.changed() => if r.is_err() { return false },
+        }
+    }
+}
+
+/// Runs cleanup after the first complete scan round at or past each interval, while the
+/// configuration in force enables it.
 async fn cleanup_loop(ctx: Context, ledger: Option<Ledger>, cancel: CancellationToken) {
     let mut ledger = Some(ledger);
     let mut changes = ctx.shared.subscribe();
+    let mut reloads = ctx.live.subscribe();
     loop {
+        while !ctx.config().cleanup_enabled() {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = reloads.changed() => if r.is_err() { return },
+            }
+        }
         let due = ctx.clock.now();
         // Wait until every organization has finished a scan attempt at or after `due`.
         loop {
@@ -739,16 +891,17 @@ async fn cleanup_loop(ctx: Context, ledger: Option<Ledger>, cancel: Cancellation
         // ledger is handed over and back, and reopened if the task died with it.
         let mut held = match ledger.take() {
             Some(l) => l,
-            None => match open_ledger(&ctx.config) {
+            None => match open_ledger(&ctx.config()) {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::error!(
                         error = format!("{e:#}"),
                         "cannot reopen the cleanup ledger; no cleanup run"
                     );
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(ctx.config.cleanup.interval) => {}
+                    let since = tokio::time::Instant::now();
+                    if !wait_after(&ctx, &mut reloads, &cancel, since, |c| c.cleanup.interval).await
+                    {
+                        return;
                     }
                     continue;
                 }
@@ -772,19 +925,21 @@ async fn cleanup_loop(ctx: Context, ledger: Option<Ledger>, cancel: Cancellation
                 );
             }
         }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(ctx.config.cleanup.interval) => {}
+        let since = tokio::time::Instant::now();
+        if !wait_after(&ctx, &mut reloads, &cancel, since, |c| c.cleanup.interval).await {
+            return;
         }
     }
 }
 
-/// Runs the daemon until `shutdown` resolves.
+/// Runs the daemon until `shutdown` resolves, reloading the configuration at each message
+/// on `reloads` (`SIGHUP`).
 pub async fn run(
     config: Config,
     source: Source,
     opts: Options,
     shutdown: impl Future<Output = ()>,
+    mut reloads: tokio::sync::mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
     let web = opts.web.as_ref().map(|w| w.current());
     let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
@@ -794,7 +949,16 @@ pub async fn run(
     }
     let daemon = Daemon::start(config, source, opts).await?;
     tracing::info!(addr = %daemon.addr, tls, basic_auth, "serving /metrics");
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = reloads.recv() => {
+                // The outcome is logged and exported by the reload itself.
+                let _ = daemon.ctx.reload();
+            }
+        }
+    }
     tracing::info!("shutting down");
     daemon.stop().await;
     Ok(())
@@ -870,7 +1034,7 @@ pub async fn once(
         }
     }
     scans.sort_by(|a, b| a.0.cmp(&b.0));
-    let cleanup = if ctx.config.cleanup_enabled() && !opts.stop.is_cancelled() {
+    let cleanup = if ctx.config().cleanup_enabled() && !opts.stop.is_cancelled() {
         // A signal stops the run between tokens: the token in hand is finished and audited.
         Some(ctx.cleanup(ledger.as_mut(), &opts.stop).await)
     } else {

@@ -66,6 +66,7 @@ struct Raw {
 struct RawServer {
     listen: Option<String>,
     probe_listen: Option<String>,
+    enable_lifecycle: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +177,8 @@ pub struct ServerConfig {
     /// An optional plain-HTTP port serving only `/healthz` and `/readyz`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_listen: Option<SocketAddr>,
+    /// Whether `POST /-/reload` is served (as Prometheus's `--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
 }
 
 /// How owners are resolved.
@@ -855,6 +858,7 @@ impl Validator<'_> {
                 .as_deref()
                 .map(|v| self.addr("server.probe_listen", v))
                 .transpose()?,
+            enable_lifecycle: raw.enable_lifecycle.unwrap_or(false),
         })
     }
 

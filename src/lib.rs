@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod ledger;
 pub mod metrics;
 pub mod policy;
+pub mod reload;
 pub mod render;
 pub mod report;
 pub mod scan;

@@ -11,9 +11,9 @@ use tokio::sync::{OnceCell, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::metrics::exposition::Compressed;
+use crate::reload::LiveConfig;
 use crate::state::Shared;
 
 /// Renders that may run at once (each is a pass over the whole inventory).
@@ -35,7 +35,7 @@ type Lazy = Mutex<(u64, Arc<OnceCell<Arc<Kept>>>)>;
 pub struct Renders {
     shared: Arc<Shared>,
     metrics: Metrics,
-    config: Arc<Config>,
+    config: LiveConfig,
     clock: Clock,
     exposition: Mutex<Arc<Kept>>,
     rendered: watch::Sender<u64>,
@@ -56,7 +56,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Renders {
     /// Nothing rendered yet.
-    pub fn new(shared: Arc<Shared>, metrics: Metrics, config: Arc<Config>, clock: Clock) -> Self {
+    pub fn new(shared: Arc<Shared>, metrics: Metrics, config: LiveConfig, clock: Clock) -> Self {
         let fresh = || Mutex::new((u64::MAX, Arc::new(OnceCell::new())));
         Self {
             shared,
@@ -125,7 +125,7 @@ impl Renders {
 
     /// The tokens API's JSON for the current state.
     pub async fn tokens(&self) -> Option<Arc<Kept>> {
-        let (config, clock) = (self.config.clone(), self.clock.clone());
+        let (config, clock) = (self.config.current(), self.clock.clone());
         self.lazy(&self.tokens, move |snapshot| {
             Compressed::render(|w| crate::report::write_json(&config, &snapshot, clock.now(), w))
         })
@@ -134,7 +134,7 @@ impl Renders {
 
     /// The status page's HTML for the current state.
     pub async fn status(&self) -> Option<Arc<Kept>> {
-        let (config, clock) = (self.config.clone(), self.clock.clone());
+        let (config, clock) = (self.config.current(), self.clock.clone());
         self.lazy(&self.status, move |snapshot| {
             let page = crate::status::render(&config, &snapshot, clock.now());
             Compressed::render(|w| w.write_all(page.as_bytes()))

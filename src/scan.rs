@@ -51,7 +51,7 @@ type Cell = Arc<OnceCell<Option<Owner>>>;
 /// user share one call; failures are not cached.
 #[derive(Debug, Default)]
 pub struct OwnerCache {
-    ttl: Duration,
+    ttl: Mutex<Duration>,
     entries: Mutex<HashMap<CacheKey, (Instant, Cell)>>,
     /// Users per organization seen by the last complete `ListUsers`, for choosing the
     /// cheaper lookup.
@@ -62,9 +62,18 @@ impl OwnerCache {
     /// A cache whose entries live for `ttl`.
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
+            ttl: Mutex::new(ttl),
             ..Default::default()
         }
+    }
+
+    /// Changes how long entries live (a reload), the ones cached included.
+    pub fn set_ttl(&self, ttl: Duration) {
+        *self.ttl.lock().unwrap_or_else(|e| e.into_inner()) = ttl;
+    }
+
+    fn ttl(&self) -> Duration {
+        *self.ttl.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Instant, Cell)>> {
@@ -74,9 +83,10 @@ impl OwnerCache {
     /// A fresh cached answer: `Some(Some(owner))`, `Some(None)` (not in the directory), or
     /// `None` when not cached.
     pub fn get(&self, org: &str, user: &str) -> Option<Option<Owner>> {
+        let ttl = self.ttl();
         let entries = self.lock();
         let (at, cell) = entries.get(&(org.to_owned(), user.to_owned()))?;
-        if at.elapsed() >= self.ttl {
+        if at.elapsed() >= ttl {
             return None;
         }
         cell.get().cloned()
@@ -100,11 +110,12 @@ impl OwnerCache {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<Owner>, ApiError>>,
     {
+        let ttl = self.ttl();
         let cell = {
             let mut entries = self.lock();
             let key = (org.to_owned(), user.to_owned());
             match entries.get(&key) {
-                Some((at, cell)) if at.elapsed() < self.ttl || !cell.initialized() => cell.clone(),
+                Some((at, cell)) if at.elapsed() < ttl || !cell.initialized() => cell.clone(),
                 _ => {
                     let cell: Cell = Arc::new(OnceCell::new());
                     entries.insert(key, (Instant::now(), cell.clone()));

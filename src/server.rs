@@ -1,16 +1,17 @@
-//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, the status page and the tokens
-//! API. GET and HEAD only; request bodies are refused. On the main listener the web
-//! configuration's basic auth and headers apply to every route.
+//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, the status page, the tokens
+//! API, and `POST /-/reload` when `server.enable_lifecycle` is set. GET and HEAD only
+//! elsewhere; request bodies are refused. On the main listener the web configuration's basic
+//! auth and headers apply to every route.
 
 use std::sync::Arc;
 
 use hyper::Request;
 use hyper::body::{Body as _, Incoming};
 
-use crate::config::Config;
 use crate::httpd::{Body, Peer, Resp, respond};
 use crate::metrics::exposition::Compressed;
 use crate::metrics::{self, Metrics};
+use crate::reload::{LiveConfig, Reload};
 use crate::render::Renders;
 use crate::state::Shared;
 use crate::webconfig::{Auth, LiveWebConfig};
@@ -18,8 +19,10 @@ use crate::webconfig::{Auth, LiveWebConfig};
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AdminState {
-    /// The configuration.
-    pub config: Arc<Config>,
+    /// The configuration in force.
+    pub config: LiveConfig,
+    /// Re-reads and applies the configuration (`POST /-/reload`).
+    pub reload: Reload,
     /// Published state.
     pub shared: Arc<Shared>,
     /// Metrics.
@@ -138,23 +141,61 @@ fn kept(req: &Request<Incoming>, content_type: &str, body: &Compressed, tail: Ve
     r
 }
 
+fn method_not_allowed(allow: &'static str) -> Resp {
+    let mut r = respond(405, "text/plain; charset=utf-8", "method not allowed\n");
+    r.headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    r
+}
+
+/// `POST /-/reload` (or `PUT`, as Prometheus takes): re-reads the configuration file. Only
+/// with `server.enable_lifecycle = true`; 500 with the reason when the file is refused.
+fn reload(state: &AdminState, req: &Request<Incoming>) -> Resp {
+    if !matches!(*req.method(), http::Method::POST | http::Method::PUT) {
+        return method_not_allowed("POST, PUT");
+    }
+    if !state.config.current().server.enable_lifecycle {
+        return respond(
+            403,
+            "text/plain; charset=utf-8",
+            "the lifecycle API is not enabled (set server.enable_lifecycle = true)\n",
+        );
+    }
+    match (state.reload)() {
+        Ok(applied) => {
+            let mut text = "configuration reloaded\n".to_owned();
+            for key in applied.restart_required {
+                text.push_str(&format!(
+                    "{key}: changed, but needs a restart; the old value stays in force\n"
+                ));
+            }
+            respond(200, "text/plain; charset=utf-8", text)
+        }
+        Err(e) => respond(
+            500,
+            "text/plain; charset=utf-8",
+            format!(
+                "configuration reload refused; the previous configuration stays in force: {e}\n"
+            ),
+        ),
+    }
+}
+
 async fn route(state: &AdminState, routes: Routes, req: &Request<Incoming>) -> Resp {
     let path = req.uri().path();
     let known = matches!(
         path,
-        "/metrics" | "/healthz" | "/readyz" | "/" | "/api/v1/tokens"
+        "/metrics" | "/healthz" | "/readyz" | "/" | "/api/v1/tokens" | "/-/reload"
     );
     let allowed_here = routes == Routes::All || matches!(path, "/healthz" | "/readyz");
     if !known || !allowed_here {
         return respond(404, "text/plain; charset=utf-8", "not found\n");
     }
+    if path == "/-/reload" {
+        return reload(state, req);
+    }
     if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
-        let mut r = respond(405, "text/plain; charset=utf-8", "method not allowed\n");
-        r.headers_mut().insert(
-            http::header::ALLOW,
-            http::HeaderValue::from_static("GET, HEAD"),
-        );
-        return r;
+        return method_not_allowed("GET, HEAD");
     }
     let has_body = req.body().size_hint().upper().is_none_or(|n| n > 0);
     if has_body {

@@ -254,7 +254,9 @@ impl Shared {
         let mut map = lock(&self.orgs);
         map.retain(|id, _| orgs.iter().any(|o| &o.id == id));
         for o in orgs {
+            // An organization that stays keeps its data, under its current name.
             map.entry(o.id.clone())
+                .and_modify(|st| st.org = o.clone())
                 .or_insert_with(|| OrgStatus::new(o.clone()));
         }
         drop(map);
@@ -297,6 +299,22 @@ impl Shared {
         st.last_success = Some(now);
         st.last_duration = Some(duration);
         st.last_error = None;
+        drop(map);
+        self.bump();
+    }
+
+    /// Measures and plans every kept inventory again under `config` (after a reload), each
+    /// at the time of its scan, as [`Shared::scan_succeeded`] did.
+    pub fn reconfigure(&self, config: &Config) {
+        let mut map = lock(&self.orgs);
+        for st in map.values_mut() {
+            let Some(inv) = st.inventory.clone() else {
+                continue;
+            };
+            st.stats = Some(Arc::new(stats(config, &inv, inv.scanned_at)));
+            st.plan = (!config.cleanup.rules.is_empty())
+                .then(|| Arc::new(policy::plan(&config.cleanup, &inv, inv.scanned_at)));
+        }
         drop(map);
         self.bump();
     }

@@ -418,10 +418,11 @@ pub struct ClientFactory {
     retry: RetryConfig,
     timeouts: TimeoutConfig,
     observer: Arc<dyn ApiObserver>,
+    generation: u64,
 }
 
 /// Knobs of the SDK clients.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientOptions {
     /// Attempts per call.
     pub max_attempts: u32,
@@ -459,6 +460,34 @@ impl ClientFactory {
         opts: &ClientOptions,
         observer: Arc<dyn ApiObserver>,
     ) -> Self {
+        let (retry, timeouts) = Self::knobs(opts);
+        Self {
+            base,
+            retry,
+            timeouts,
+            observer,
+            generation: 0,
+        }
+    }
+
+    /// The same factory with other retries and timeouts; clients built before keep theirs
+    /// (so a holder tells them apart by [`ClientFactory::generation`]).
+    pub fn with_options(&self, opts: &ClientOptions) -> Self {
+        let (retry, timeouts) = Self::knobs(opts);
+        Self {
+            retry,
+            timeouts,
+            generation: self.generation + 1,
+            ..self.clone()
+        }
+    }
+
+    /// Counts the factories derived with [`ClientFactory::with_options`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn knobs(opts: &ClientOptions) -> (RetryConfig, TimeoutConfig) {
         let retry = match opts.retry_mode {
             RetryMode::Standard => RetryConfig::standard(),
             RetryMode::Adaptive => RetryConfig::adaptive(),
@@ -470,12 +499,7 @@ impl ClientFactory {
             .operation_attempt_timeout(opts.call_timeout)
             .connect_timeout(opts.call_timeout.min(Duration::from_secs(5)))
             .build();
-        Self {
-            base,
-            retry,
-            timeouts,
-            observer,
-        }
+        (retry, timeouts)
     }
 
     /// A configuration for static credentials against an endpoint (the emulator).

@@ -96,6 +96,28 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// A message for every SIGHUP (a reload of the configuration file).
+fn reload_signals() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    // One reload pending is enough: it reads the file as it is then.
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload")
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
 /// Runs a command; returns the process exit code. `log_drops` counts the lines the log
 /// writer dropped (see [`init_tracing`]).
 pub async fn execute(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyhow::Result<u8> {
@@ -118,11 +140,19 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
             web_config,
             shard,
         } => {
-            let config = with_shard(load(&config)?, shard)?;
+            let path = config;
+            let config = with_shard(load(&path)?, shard)?;
             let web = load_web(web_config.as_deref())?;
+            // A reload reads the same file, with the same command-line overrides.
+            let loader: app::Loader = Arc::new(move || {
+                load(&path)
+                    .and_then(|c| with_shard(c, shard))
+                    .map_err(|e| e.message)
+            });
             let opts = Options {
                 web,
                 log_drops,
+                loader: Some(loader),
                 ..Default::default()
             };
             // A second signal while the work drains (it may take minutes) ends the process at
@@ -132,7 +162,14 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
                 shutdown_signal().await;
                 abandon("the drain");
             });
-            app::run(config, Source::Env, opts, shutdown_signal()).await?;
+            app::run(
+                config,
+                Source::Env,
+                opts,
+                shutdown_signal(),
+                reload_signals(),
+            )
+            .await?;
             Ok(0)
         }
         Command::Once {
@@ -173,7 +210,7 @@ async fn command(cli: Cli, log_drops: Option<crate::metrics::LogDrops>) -> anyho
                 })?;
             }
             if let Some(url) = push_gateway {
-                let scan = &outcome.ctx.config.scan;
+                let scan = &outcome.ctx.config().scan;
                 let shard = (scan.total_shards > 1).then_some(scan.shard);
                 crate::metrics::push(&url, PUSH_JOB, shard, &text)
                     .await

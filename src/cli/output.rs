@@ -72,11 +72,11 @@ pub fn rule_matches(outcome: &app::OnceOutcome) -> String {
     let now = ctx.clock.now();
     let mut out =
         String::from("\n# Cleanup rules against a scan made now (nothing was deleted):\n");
-    if ctx.config.cleanup.rules.is_empty() {
+    if ctx.config().cleanup.rules.is_empty() {
         out.push_str("#   no rules configured\n");
         return out;
     }
-    for rule in &ctx.config.cleanup.rules {
+    for rule in &ctx.config().cleanup.rules {
         let mut parts = Vec::new();
         let mut total = 0;
         for st in ctx.shared.snapshot() {
@@ -87,7 +87,7 @@ pub fn rule_matches(outcome: &app::OnceOutcome) -> String {
             if !rule.applies_to(&inv.org.id) {
                 continue;
             }
-            let (n, protected) = crate::policy::rule_counts(&ctx.config.cleanup, rule, inv, now);
+            let (n, protected) = crate::policy::rule_counts(&ctx.config().cleanup, rule, inv, now);
             total += n;
             parts.push(format!("{}: {n} (+{protected} excluded)", st.org.label));
         }
@@ -108,7 +108,12 @@ pub fn report_output(
     output: Option<&Path>,
 ) -> anyhow::Result<u8> {
     let ctx = &outcome.ctx;
-    let rep = report::build_filtered(&ctx.config, &ctx.shared.snapshot(), ctx.clock.now(), filter);
+    let rep = report::build_filtered(
+        &ctx.config(),
+        &ctx.shared.snapshot(),
+        ctx.clock.now(),
+        filter,
+    );
     let text = match format {
         ReportFormat::Table => report::to_table(&rep),
         ReportFormat::Csv => report::to_csv(&rep)?,

@@ -15,6 +15,7 @@ use prometheus::{Encoder, IntCounter, IntCounterVec, Opts, Registry, TextEncoder
 use crate::config::{Config, RuleId};
 use crate::inventory::{OrgInventory, OwnerState, Token};
 use crate::ledger::Action;
+use crate::reload::LiveConfig;
 use crate::state::{OrgStatus, Shared};
 use crate::webconfig::ReloadStatus;
 use crate::workmail::ApiObserver;
@@ -34,7 +35,7 @@ pub struct Metrics {
     cleanup_actions: IntCounterVec,
     internal_errors: IntCounter,
     log_drops: Option<LogDrops>,
-    config: Arc<Config>,
+    config: LiveConfig,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -51,7 +52,7 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 impl Metrics {
     /// Registers every counter, and the process collector; `log_drops` counts the log lines
     /// the non-blocking writer dropped (none outside the binary).
-    pub fn new(config: Arc<Config>, log_drops: Option<LogDrops>) -> Self {
+    pub fn new(config: LiveConfig, log_drops: Option<LogDrops>) -> Self {
         let registry = Registry::new();
         let api_requests = counter_vec(
             "workmail_pat_api_requests_total",
@@ -104,9 +105,9 @@ impl Metrics {
         self.internal_errors.inc();
     }
 
-    /// The configuration the gauges are labelled by.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration in force, which the gauges are labelled by.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.current()
     }
 
     /// The live part of the exposition: counters, process metrics, build information, the
@@ -124,6 +125,39 @@ impl Metrics {
 
     fn write_live(&self, w: &mut TextWriter<Vec<u8>>, live: &Live) -> io::Result<()> {
         let web = live.web;
+        let config = self.config.current();
+        let reload = self.config.status();
+        w.gauge_family(
+            "workmail_pat_config_last_reload_successful",
+            "1 when the last reload of the configuration file (SIGHUP, POST /-/reload) was applied, 0 when it was refused and the previous configuration stays in force.",
+        );
+        w.sample(
+            "workmail_pat_config_last_reload_successful",
+            &[],
+            if reload.successful { 1.0 } else { 0.0 },
+        )?;
+        w.gauge_family(
+            "workmail_pat_config_last_reload_success_timestamp_seconds",
+            "When a configuration last took effect (Unix seconds; the start counts).",
+        );
+        w.sample(
+            "workmail_pat_config_last_reload_success_timestamp_seconds",
+            &[],
+            ts(reload.last_success),
+        )?;
+        w.gauge_family(
+            "workmail_pat_config_restart_required",
+            "1 when the configuration file changes a setting that only a restart applies (server.listen, server.probe_listen, cleanup.audit_log); the old value stays in force until then.",
+        );
+        w.sample(
+            "workmail_pat_config_restart_required",
+            &[],
+            if reload.restart_required.is_empty() {
+                0.0
+            } else {
+                1.0
+            },
+        )?;
         if let Some(n) = live.connections {
             w.gauge_family(
                 "workmail_pat_http_connections",
@@ -138,7 +172,7 @@ impl Metrics {
         w.sample(
             "workmail_pat_scan_interval_seconds",
             &[],
-            self.config.scan.interval.as_secs_f64(),
+            config.scan.interval.as_secs_f64(),
         )?;
         w.gauge_family(
             "workmail_pat_shard_info",
@@ -147,8 +181,8 @@ impl Metrics {
         w.sample(
             "workmail_pat_shard_info",
             &[
-                ("shard", &self.config.scan.shard.to_string()),
-                ("total_shards", &self.config.scan.total_shards.to_string()),
+                ("shard", &config.scan.shard.to_string()),
+                ("total_shards", &config.scan.total_shards.to_string()),
             ],
             1.0,
         )?;
@@ -201,7 +235,7 @@ impl Metrics {
 
     /// Writes the gauges of the published state.
     pub fn write_state(&self, orgs: &[OrgStatus], out: impl Write) -> io::Result<()> {
-        write_state(&self.config, orgs, &mut TextWriter::new(out))
+        write_state(&self.config.current(), orgs, &mut TextWriter::new(out))
     }
 
     /// Every metric, in the Prometheus text format 0.0.4, as one string (tests; the server

@@ -155,10 +155,11 @@ async fn the_tokens_api_is_the_report_as_json() {
     let ctx = &out.ctx;
     let snapshot = ctx.shared.snapshot();
     let mut streamed = Vec::new();
-    workmail_pat_monitor::report::write_json(&ctx.config, &snapshot, now(), &mut streamed).unwrap();
+    workmail_pat_monitor::report::write_json(&ctx.config(), &snapshot, now(), &mut streamed)
+        .unwrap();
     let streamed: serde_json::Value = serde_json::from_slice(&streamed).unwrap();
     let built = serde_json::to_value(workmail_pat_monitor::report::build(
-        &ctx.config,
+        &ctx.config(),
         &snapshot,
         now(),
     ))

@@ -47,7 +47,7 @@ unused_for = "180d"
 
 /// The ledger a context's configuration names.
 fn ledger_of(ctx: &Context) -> Ledger {
-    Ledger::open(ctx.config.cleanup.audit_log.as_ref().unwrap()).unwrap()
+    Ledger::open(ctx.config().cleanup.audit_log.as_ref().unwrap()).unwrap()
 }
 
 /// (action, token id) pairs of the latest run of an organization.
@@ -677,7 +677,7 @@ async fn an_intent_whose_re_read_fails_stays_open_and_is_reconciled_later() {
         "{summary:?}"
     );
     assert!(summary.needs_attention());
-    let text = std::fs::read_to_string(ctx.config.cleanup.audit_log.as_ref().unwrap()).unwrap();
+    let text = std::fs::read_to_string(ctx.config().cleanup.audit_log.as_ref().unwrap()).unwrap();
     let reconciled: Record = text
         .lines()
         .map(|l| serde_json::from_str::<Record>(l).unwrap())

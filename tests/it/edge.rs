@@ -102,7 +102,7 @@ async fn missing_optional_members_everywhere() {
         .collect();
     assert_eq!(deleted, ["t5-ghost-owner"]);
     let report =
-        workmail_pat_monitor::report::build(&out.ctx.config, &out.ctx.shared.snapshot(), now());
+        workmail_pat_monitor::report::build(&out.ctx.config(), &out.ctx.shared.snapshot(), now());
     for t in &report.tokens {
         let want = if t.token_id == "t5-ghost-owner" {
             VerdictStatus::Eligible
@@ -185,10 +185,10 @@ async fn extreme_names_scopes_and_timestamps() {
         "label values are escaped"
     );
     let page =
-        workmail_pat_monitor::status::render(&out.ctx.config, &out.ctx.shared.snapshot(), now());
+        workmail_pat_monitor::status::render(&out.ctx.config(), &out.ctx.shared.snapshot(), now());
     assert!(page.contains("名前🔑&quot;&#39;&amp;"));
     let rep =
-        workmail_pat_monitor::report::build(&out.ctx.config, &out.ctx.shared.snapshot(), now());
+        workmail_pat_monitor::report::build(&out.ctx.config(), &out.ctx.shared.snapshot(), now());
     assert!(
         workmail_pat_monitor::report::to_csv(&rep)
             .unwrap()

@@ -105,7 +105,7 @@ impl Harness {
             Some(0.0)
         );
 
-        let path = self.ctx.config.cleanup.audit_log.clone().unwrap();
+        let path = self.ctx.config().cleanup.audit_log.clone().unwrap();
         let mut ledger = workmail_pat_monitor::ledger::Ledger::open(&path).unwrap();
         let summary = self
             .ctx

@@ -14,6 +14,7 @@ mod generate;
 mod ledger;
 mod monitor;
 mod prometheus;
+mod reload;
 mod report;
 mod secrets;
 mod shards;

@@ -70,7 +70,7 @@ async fn csv_round_trips_through_a_csv_parser() {
     let mut r = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), CSV_COLUMNS);
     let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
-    let rep = report::build(&out.ctx.config, &out.ctx.shared.snapshot(), now());
+    let rep = report::build(&out.ctx.config(), &out.ctx.shared.snapshot(), now());
     assert_eq!(rows.len(), rep.tokens.len());
     for (row, tok) in rows.iter().zip(&rep.tokens) {
         assert_eq!(&row[7], tok.token_id);
@@ -88,7 +88,7 @@ async fn filters_select_the_expected_tokens() {
     let server = start_scenario(BASIC).await;
     let (out, _) = once(&server, base_config(RULES)).await;
     let ids = |f: Filter| -> Vec<String> {
-        report::build_filtered(&out.ctx.config, &out.ctx.shared.snapshot(), now(), &f)
+        report::build_filtered(&out.ctx.config(), &out.ctx.shared.snapshot(), now(), &f)
             .tokens
             .into_iter()
             .map(|t| t.token_id)
@@ -146,7 +146,7 @@ async fn the_status_page_escapes_hostile_strings() {
         .unwrap();
     let (out, _) = once(&server, base_config(RULES)).await;
     let page =
-        workmail_pat_monitor::status::render(&out.ctx.config, &out.ctx.shared.snapshot(), now());
+        workmail_pat_monitor::status::render(&out.ctx.config(), &out.ctx.shared.snapshot(), now());
     assert!(page.contains("Alice &lt;script&gt;alert(1)&lt;/script&gt; Ünïcødé"));
     assert!(!page.contains("<script>"));
     assert!(page.contains("&quot;quoted&quot; &amp; &#39;single&#39;"));
@@ -175,7 +175,7 @@ async fn the_status_page_shows_per_organization_modes() {
     for org in ctx.resolve_orgs().await.unwrap() {
         let _ = ctx.scan_and_publish(&org, None).await;
     }
-    let page = workmail_pat_monitor::status::render(&ctx.config, &ctx.shared.snapshot(), now());
+    let page = workmail_pat_monitor::status::render(&ctx.config(), &ctx.shared.snapshot(), now());
     assert!(page.contains("Mode: <code>dry-run</code>"), "{page}");
     assert!(
         page.contains("Per organization: corp <code>enforce</code>."),
@@ -266,11 +266,11 @@ async fn the_report_the_status_page_and_the_metrics_show_the_plan_published_with
     for org in ctx.resolve_orgs().await.unwrap() {
         let _ = ctx.scan_and_publish(&org, None).await;
     }
-    let at_scan = report::build(&ctx.config, &ctx.shared.snapshot(), clock.now());
+    let at_scan = report::build(&ctx.config(), &ctx.shared.snapshot(), clock.now());
     // Time passes without a scan: tokens that would be eligible by now are still shown as
     // the published plan says, everywhere alike.
     clock.advance(chrono::Duration::days(365));
-    let later = report::build(&ctx.config, &ctx.shared.snapshot(), clock.now());
+    let later = report::build(&ctx.config(), &ctx.shared.snapshot(), clock.now());
     let verdicts = |r: &report::Report| -> Vec<(String, report::CleanupVerdict)> {
         r.tokens
             .iter()
@@ -296,7 +296,7 @@ async fn the_report_the_status_page_and_the_metrics_show_the_plan_published_with
         .sum();
     assert_eq!(pending as usize, upcoming, "{text}");
     let page =
-        workmail_pat_monitor::status::render(&ctx.config, &ctx.shared.snapshot(), clock.now());
+        workmail_pat_monitor::status::render(&ctx.config(), &ctx.shared.snapshot(), clock.now());
     assert!(
         page.contains(&format!(
             "Pending within 400d <span class=\"count\">{upcoming}</span>"
