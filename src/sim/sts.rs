@@ -492,7 +492,8 @@ fn decode(s: &[u8]) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Escapes text for an XML element or attribute.
+/// Escapes text for an XML element (the answers' only attribute is a constant). Quotes stay
+/// as they are, as STS writes them.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -500,8 +501,6 @@ pub fn escape(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
             c => out.push(c),
         }
     }
@@ -575,7 +574,7 @@ mod tests {
     fn xml_text_is_escaped() {
         assert_eq!(
             escape(r#"<a href="x">&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;"
+            r#"&lt;a href="x"&gt;&amp;'&lt;/a&gt;"#
         );
     }
 }
