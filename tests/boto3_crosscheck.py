@@ -12,6 +12,12 @@ The script starts nothing: point it at a running emulator, e.g.
 It expects a generated world (organizations with PATs active, inactive and unconfigured, and
 one organization that is not Active), deletes one token, and prints a final line
 `boto3-crosscheck: N passed, M failed`, exiting non-zero on any failure.
+
+STS: an unknown role is always refused (AccessDenied) and a too-short session name is a
+ValidationError. With `--role-arn` (and `--external-id`, if the role requires one), pointing at
+an emulator started with `sim --scenario FILE` whose `[[roles]]` grant that role, the script
+also assumes it and checks that the returned credentials list exactly the organizations of
+the role's account (`--role-organizations ID,ID`).
 """
 
 import argparse
@@ -82,6 +88,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--endpoint", required=True, help="emulator URL, e.g. http://127.0.0.1:45661")
     ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--role-arn", help="a role the emulator grants (scenario [[roles]])")
+    ap.add_argument("--external-id", help="the external id the role requires")
+    ap.add_argument(
+        "--role-organizations",
+        default="",
+        help="comma-separated ids of the organizations in the role's account",
+    )
     args = ap.parse_args()
 
     def make(**config):
@@ -92,6 +105,16 @@ def main():
             aws_access_key_id="AKIDEXAMPLE",
             aws_secret_access_key="dummy-secret",
             config=Config(retries={"max_attempts": 2, "mode": "standard"}, **config),
+        )
+
+    def make_sts(**config):
+        return boto3.client(
+            "sts",
+            endpoint_url=args.endpoint,
+            region_name=args.region,
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="dummy-secret",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
         )
 
     wm = make()
@@ -262,6 +285,70 @@ def main():
             PersonalAccessTokenId="pat-does-not-exist",
         )
 
+    def sts_refusals():
+        sts = make_sts()
+        unknown = "arn:aws:iam::210987654321:role/not-granted-by-the-emulator"
+        msg = expect_error(
+            "AccessDenied", sts.assume_role, RoleArn=unknown, RoleSessionName="crosscheck",
+            status=403,
+        )
+        assert "is not authorized to perform: sts:AssumeRole on resource: " + unknown in msg, msg
+        msg = expect_error(
+            "ValidationError",
+            make_sts(parameter_validation=False).assume_role,
+            RoleArn=unknown,
+            RoleSessionName="x",
+        )
+        assert "'roleSessionName'" in msg and "greater than or equal to 2" in msg, msg
+
+    def sts_assume():
+        if not args.role_arn:
+            print("     (no --role-arn: AssumeRole's success path not checked)")
+            return
+        sts = make_sts()
+        kwargs = {"ExternalId": args.external_id} if args.external_id else {}
+        out = sts.assume_role(
+            RoleArn=args.role_arn, RoleSessionName="crosscheck", DurationSeconds=900, **kwargs
+        )
+        c = out["Credentials"]
+        assert c["AccessKeyId"].startswith("ASIA"), c
+        assert isinstance(c["Expiration"], datetime.datetime), c
+        account = args.role_arn.split(":")[4]
+        name = args.role_arn.rsplit("/", 1)[1]
+        user = out["AssumedRoleUser"]
+        assert user["Arn"] == f"arn:aws:sts::{account}:assumed-role/{name}/crosscheck", user
+        assumed = boto3.client(
+            "workmail",
+            endpoint_url=args.endpoint,
+            region_name=args.region,
+            aws_access_key_id=c["AccessKeyId"],
+            aws_secret_access_key=c["SecretAccessKey"],
+            aws_session_token=c["SessionToken"],
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+        orgs, _ = paginate(assumed, "list_organizations", "OrganizationSummaries", 100)
+        ids = sorted(o["OrganizationId"] for o in orgs)
+        want = sorted(i for i in args.role_organizations.split(",") if i)
+        assert ids == want, (ids, want)
+        for org in ids:
+            d = assumed.describe_organization(OrganizationId=org)
+            assert f":{account}:organization/" in d["ARN"], d["ARN"]
+        forged = boto3.client(
+            "workmail",
+            endpoint_url=args.endpoint,
+            region_name=args.region,
+            aws_access_key_id=c["AccessKeyId"],
+            aws_secret_access_key=c["SecretAccessKey"],
+            aws_session_token="forged",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+        expect_error("UnrecognizedClientException", forged.list_organizations, status=403)
+        if args.external_id:
+            expect_error(
+                "AccessDenied", sts.assume_role, RoleArn=args.role_arn,
+                RoleSessionName="crosscheck", ExternalId=args.external_id + "-wrong", status=403,
+            )
+
     for name, fn in [
         ("ListOrganizations (paginator) and DescribeOrganization", organizations),
         ("ListUsers (paginator, filters)", users),
@@ -272,6 +359,8 @@ def main():
         ("DeletePersonalAccessToken is empty and idempotent", delete),
         ("validation errors (parameter_validation=False)", validation),
         ("not-found and state errors", errors),
+        ("STS AssumeRole refusals (unknown role, validation)", sts_refusals),
+        ("STS AssumeRole credentials see their account's organizations", sts_assume),
     ]:
         checks.run(name, fn)
 

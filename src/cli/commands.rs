@@ -368,22 +368,25 @@ impl SimArgs {
             Some(t) => sim::world::parse_time(t, chrono::Utc::now(), "--now")?,
             None => chrono::Utc::now(),
         };
-        let world = match &self.scenario {
+        let (world, roles) = match &self.scenario {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("{}: cannot read", p.display()))?;
                 Scenario::parse(&text)
-                    .and_then(|s| s.build(now))
+                    .and_then(|s| Ok((s.build(now)?, s.roles()?)))
                     .with_context(|| format!("{}", p.display()))?
             }
-            None => sim::world::generate(&GenSpec {
-                seed: self.seed,
-                organizations: self.organizations,
-                users_per_org: self.users,
-                tokens_per_org: self.tokens,
-                inactive_organization: true,
-                now,
-            }),
+            None => (
+                sim::world::generate(&GenSpec {
+                    seed: self.seed,
+                    organizations: self.organizations,
+                    users_per_org: self.users,
+                    tokens_per_org: self.tokens,
+                    inactive_organization: true,
+                    now,
+                }),
+                Default::default(),
+            ),
         };
         let faults = match &self.faults {
             Some(p) => {
@@ -406,6 +409,7 @@ impl SimArgs {
                 region: self.region.clone(),
                 other_regions: self.other_regions.clone(),
                 credentials,
+                roles,
                 faults,
                 seed: self.seed,
             },

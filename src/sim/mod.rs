@@ -9,6 +9,7 @@ pub mod model;
 pub mod mutate;
 pub mod ops;
 pub mod sigv4;
+pub mod sts;
 pub mod world;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +35,7 @@ pub use faults::{Faults, OpFaults};
 use faults::{omit, roll};
 pub use mutate::Mutation;
 pub use ops::{Deleted, ErrorAnswer, OPERATIONS};
+pub use sts::SimRole;
 pub use world::{GenSpec, Scenario, World};
 
 /// The largest request body the emulator reads.
@@ -48,7 +50,10 @@ pub struct SimConfig {
     /// (so that an organization asked for in the wrong region is not found there).
     pub other_regions: Vec<String>,
     /// Access key id → secret key. Empty: any credentials are accepted (scope still checked).
+    /// Session credentials the emulator issued are always checked, whatever this holds.
     pub credentials: HashMap<String, String>,
+    /// Role ARN → the role, for STS `AssumeRole`. Every other role is refused.
+    pub roles: HashMap<String, SimRole>,
     /// Faults in force from the start.
     pub faults: Faults,
     /// Seeds the fault dice and the pagination-token key.
@@ -61,6 +66,7 @@ impl Default for SimConfig {
             region: "us-east-1".to_owned(),
             other_regions: Vec::new(),
             credentials: HashMap::new(),
+            roles: HashMap::new(),
             faults: Faults::default(),
             seed: 0,
         }
@@ -108,6 +114,8 @@ struct Inner {
     /// The region first, then the other regions answered for.
     regions: Vec<String>,
     credentials: HashMap<String, String>,
+    roles: Mutex<HashMap<String, SimRole>>,
+    sessions: Mutex<sts::Sessions>,
     page_key: [u8; 32],
     world: Mutex<World>,
     faults: Mutex<Faults>,
@@ -169,6 +177,8 @@ impl Sim {
                     .collect(),
                 region: config.region,
                 credentials: config.credentials,
+                roles: Mutex::new(config.roles),
+                sessions: Mutex::new(sts::Sessions::new(config.seed)),
                 page_key,
                 world: Mutex::new(world),
                 faults: Mutex::new(config.faults),
@@ -262,6 +272,26 @@ impl Sim {
         lock(&self.inner.buckets).remove(operation);
     }
 
+    /// The roles `AssumeRole` grants.
+    pub fn roles(&self) -> HashMap<String, SimRole> {
+        lock(&self.inner.roles).clone()
+    }
+
+    /// Grants (or, with `None`, revokes) a role from now on. Credentials already issued
+    /// for it keep working until they expire, as with IAM.
+    pub fn set_role(&self, arn: &str, role: Option<SimRole>) {
+        let mut roles = lock(&self.inner.roles);
+        match role {
+            Some(r) => roles.insert(arn.to_owned(), r),
+            None => roles.remove(arn),
+        };
+    }
+
+    /// The session credentials issued by `AssumeRole` that are still remembered.
+    pub fn sessions_issued(&self) -> usize {
+        lock(&self.inner.sessions).len()
+    }
+
     /// The emulator's clock: the real one plus the configured skew.
     pub fn now(&self) -> DateTime<Utc> {
         let skew = chrono::Duration::try_seconds(*lock(&self.inner.skew_secs)).unwrap_or_default();
@@ -301,18 +331,35 @@ impl Sim {
             headers: &parts.headers,
             body,
         };
-        let signed_for =
-            match sigv4::verify(&signed, &self.inner.regions, &self.inner.credentials, now) {
-                Ok(region) => region,
-                Err(refusal) => {
-                    lock(&self.inner.calls).refused += 1;
-                    return self.error(&ErrorAnswer {
-                        status: 403,
-                        code: refusal.code,
-                        message: refusal.message,
-                    });
+        // The query protocol (STS) sends a form; the JSON protocol (WorkMail) sends JSON.
+        let form = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let service = if form { "sts" } else { "workmail" };
+        let checked = self.authenticate(&signed, service, now);
+        let (signed_for, caller) = match checked {
+            Ok(ok) => ok,
+            Err(refusal) => {
+                lock(&self.inner.calls).refused += 1;
+                if form {
+                    return self.sts_error(&sts::StsError::refused(&refusal));
                 }
-            };
+                return self.error(&ErrorAnswer {
+                    status: refusal.kind.status(),
+                    code: refusal.kind.code(),
+                    message: refusal.message,
+                });
+            }
+        };
+        if form {
+            return self.sts(&parts.headers, body, &caller, now);
+        }
         let target = parts
             .headers
             .get("x-amz-target")
@@ -370,6 +417,7 @@ impl Sim {
                 page_key: &self.inner.page_key,
                 faults: &faults,
                 now,
+                account: &caller.account,
             };
             if signed_for == self.inner.region {
                 ops::handle(&mut world, op, &request, &ctx, &mut deleted)
@@ -413,6 +461,79 @@ impl Sim {
         }
     }
 
+    /// The signature checks, then the session checks of issued credentials: the region the
+    /// request was signed for, and who made it.
+    fn authenticate(
+        &self,
+        signed: &sigv4::Signed<'_>,
+        service: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(String, sts::Caller), sigv4::Refusal> {
+        let key = |access_key: &str| {
+            // An issued key is always known, so its signature is always checked.
+            if let Some(s) = lock(&self.inner.sessions).get(access_key) {
+                return sigv4::Key::Secret(s.secret.clone());
+            }
+            if self.inner.credentials.is_empty() {
+                return sigv4::Key::Unchecked;
+            }
+            match self.inner.credentials.get(access_key) {
+                Some(secret) => sigv4::Key::Secret(secret.clone()),
+                None => sigv4::Key::Unknown,
+            }
+        };
+        let verified = sigv4::verify(signed, service, &self.inner.regions, key, now)?;
+        let token = signed
+            .headers
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok());
+        let caller = sts::caller(
+            &lock(&self.inner.sessions),
+            &verified.access_key,
+            token,
+            now,
+        )?;
+        Ok((verified.region, caller))
+    }
+
+    /// One STS query-protocol request, authenticated as `caller`.
+    fn sts(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        caller: &sts::Caller,
+        now: DateTime<Utc>,
+    ) -> Resp {
+        let params = match sts::Params::parse(body) {
+            Ok(p) => p,
+            Err(e) => return self.sts_error(&e),
+        };
+        let op = match sts::action(&params) {
+            Ok(op) => op,
+            Err(e) => return self.sts_error(&e),
+        };
+        self.record_call(op, headers);
+        let request_id = self.request_id();
+        let roles = lock(&self.inner.roles).clone();
+        let ctx = sts::Ctx {
+            roles: &roles,
+            caller,
+            now,
+            request_id: &request_id,
+        };
+        let answer = sts::assume_role(&params, &mut lock(&self.inner.sessions), &ctx);
+        match answer {
+            Ok(xml) => self.finish_as(httpd::respond(200, "text/xml", xml), &request_id),
+            Err(e) => self.sts_error(&e),
+        }
+    }
+
+    fn sts_error(&self, e: &sts::StsError) -> Resp {
+        let id = self.request_id();
+        let resp = httpd::respond(e.status, "text/xml", e.xml(&id));
+        self.finish_as(resp, &id)
+    }
+
     fn record_call(&self, op: &str, headers: &http::HeaderMap) {
         let attempt = headers
             .get("amz-sdk-request")
@@ -443,18 +564,28 @@ impl Sim {
     }
 
     /// Adds the headers every AWS response carries.
-    fn finish(&self, mut resp: Resp) -> Resp {
+    fn finish(&self, resp: Resp) -> Resp {
+        let id = self.request_id();
+        self.finish_as(resp, &id)
+    }
+
+    /// A fresh request id.
+    fn request_id(&self) -> String {
         let seq = self.inner.request_seq.fetch_add(1, Ordering::Relaxed);
-        let id = format!(
+        format!(
             "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
             seq as u32,
             (seq >> 32) as u16,
             seq & 0xfff,
             (seq >> 12) & 0xfff,
             seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) & 0xffff_ffff_ffff
-        );
+        )
+    }
+
+    /// [`Self::finish`] with a request id the body already names.
+    fn finish_as(&self, mut resp: Resp, id: &str) -> Resp {
         let h = resp.headers_mut();
-        if let Ok(v) = http::HeaderValue::from_str(&id) {
+        if let Ok(v) = http::HeaderValue::from_str(id) {
             h.insert("x-amzn-requestid", v);
         }
         let date = self.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
@@ -501,6 +632,7 @@ impl Sim {
                     .map(|o| {
                         json!({
                             "id": o.id,
+                            "account": o.account_id,
                             "alias": o.alias,
                             "state": o.state,
                             "users": o.users.len(),

@@ -60,6 +60,8 @@ pub struct Ctx<'a> {
     pub faults: &'a OpFaults,
     /// The emulator's clock, for deletion records.
     pub now: DateTime<Utc>,
+    /// The caller's AWS account: the only one whose organizations it sees.
+    pub account: &'a str,
 }
 
 /// A token the emulator deleted.
@@ -86,19 +88,19 @@ pub fn handle(
     match op {
         "ListOrganizations" => list_organizations(world, req, ctx),
         "DescribeOrganization" => {
-            let org = find_org(world, req)?;
+            let org = find_org(world, req, ctx)?;
             Ok(describe_organization(org, ctx.region))
         }
-        "ListUsers" => list_users(active_org(world, req)?, req, ctx),
+        "ListUsers" => list_users(active_org(world, req, ctx)?, req, ctx),
         "DescribeUser" => {
-            let org = active_org(world, req)?;
+            let org = active_org(world, req, ctx)?;
             let key = str_of(req, "UserId");
             let user = org.find_user(key).ok_or_else(|| user_not_found(key))?;
             Ok(describe_user(user))
         }
-        "ListPersonalAccessTokens" => list_tokens(active_org(world, req)?, req, ctx),
+        "ListPersonalAccessTokens" => list_tokens(active_org(world, req, ctx)?, req, ctx),
         "GetPersonalAccessTokenMetadata" => {
-            let org = active_org(world, req)?;
+            let org = active_org(world, req, ctx)?;
             let id = str_of(req, "PersonalAccessTokenId");
             let token = org.tokens.get(id).ok_or_else(|| {
                 ErrorAnswer::client(
@@ -109,7 +111,7 @@ pub fn handle(
             Ok(token_json(token))
         }
         "DeletePersonalAccessToken" => {
-            active_org(world, req)?;
+            active_org(world, req, ctx)?;
             let org_id = str_of(req, "OrganizationId").to_owned();
             let id = str_of(req, "PersonalAccessTokenId");
             // The operation is idempotent: deleting a token that is gone succeeds.
@@ -126,7 +128,7 @@ pub fn handle(
             Ok(json!({}))
         }
         "DescribeIdentityProviderConfiguration" => {
-            let org = active_org(world, req)?;
+            let org = active_org(world, req, ctx)?;
             let idp = org.identity_provider.as_ref().ok_or_else(|| {
                 ErrorAnswer::client(
                     "ResourceNotFoundException",
@@ -145,7 +147,7 @@ pub fn handle(
                     "InstanceArn": format!("arn:aws:sso:::instance/ssoins-{suffix}"),
                     "ApplicationArn": format!(
                         "arn:aws:sso::{}:application/ssoins-{suffix}/apl-{suffix}",
-                        super::world::ACCOUNT_ID
+                        org.account_id
                     ),
                 },
                 "PersonalAccessTokenConfiguration": pat,
@@ -162,9 +164,12 @@ fn str_of<'a>(req: &'a Value, key: &str) -> &'a str {
     req[key].as_str().unwrap_or_default()
 }
 
-fn find_org<'a>(world: &'a World, req: &Value) -> Result<&'a Org, ErrorAnswer> {
+/// The request's organization, if it exists in the caller's account: another account's
+/// organization is answered as a missing one, as the real service does.
+fn find_org<'a>(world: &'a World, req: &Value, ctx: &Ctx<'_>) -> Result<&'a Org, ErrorAnswer> {
     let id = str_of(req, "OrganizationId");
-    world.orgs.get(id).ok_or_else(|| {
+    let visible = world.orgs.get(id).filter(|o| o.account_id == ctx.account);
+    visible.ok_or_else(|| {
         ErrorAnswer::client(
             "OrganizationNotFoundException",
             format!("Organization {id} does not exist."),
@@ -172,8 +177,8 @@ fn find_org<'a>(world: &'a World, req: &Value) -> Result<&'a Org, ErrorAnswer> {
     })
 }
 
-fn active_org<'a>(world: &'a World, req: &Value) -> Result<&'a Org, ErrorAnswer> {
-    let org = find_org(world, req)?;
+fn active_org<'a>(world: &'a World, req: &Value, ctx: &Ctx<'_>) -> Result<&'a Org, ErrorAnswer> {
+    let org = find_org(world, req, ctx)?;
     if org.state != "Active" {
         return Err(ErrorAnswer::client(
             "OrganizationStateException",
@@ -264,8 +269,13 @@ fn token_json(t: &Token) -> Value {
 }
 
 fn list_organizations(world: &World, req: &Value, ctx: &Ctx<'_>) -> Result<Value, ErrorAnswer> {
-    let items = world.orgs.values().map(|o| (o.id.as_str(), o));
-    let (page, next) = paginate(items, req, "ListOrganizations", "", ctx)?;
+    let items = world
+        .orgs
+        .values()
+        .filter(|o| o.account_id == ctx.account)
+        .map(|o| (o.id.as_str(), o));
+    // The cursor is bound to the account, so one account's token cannot page another's.
+    let (page, next) = paginate(items, req, "ListOrganizations", ctx.account, ctx)?;
     let summaries: Vec<Value> = page
         .into_iter()
         .map(|o| {

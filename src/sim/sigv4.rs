@@ -1,8 +1,6 @@
 //! SigV4 checks: the credential scope of every request and, when the emulator knows the
 //! secret key, the signature itself (textbook SigV4, header-signed requests).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -12,18 +10,63 @@ type HmacSha256 = Hmac<Sha256>;
 /// How far a request's `X-Amz-Date` may be from the emulator's clock.
 const MAX_SKEW_SECS: i64 = 15 * 60;
 
-/// A refused request, as the error code and message AWS sends.
+/// Why a request's credentials were refused: a closed set, each with the code the JSON
+/// protocol (WorkMail) and the query protocol (STS) answer it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No, unparsable or unknown credentials, or a session token that does not match.
+    Unrecognized,
+    /// A wrong scope, a date out of the window, or a signature that does not match.
+    InvalidSignature,
+    /// No usable `X-Amz-Date`.
+    Incomplete,
+    /// Session credentials past their expiry.
+    ExpiredToken,
+}
+
+impl Refused {
+    /// The WorkMail (JSON protocol) error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Unrecognized => "UnrecognizedClientException",
+            Self::InvalidSignature => "InvalidSignatureException",
+            Self::Incomplete => "IncompleteSignatureException",
+            Self::ExpiredToken => "ExpiredTokenException",
+        }
+    }
+
+    /// The STS (query protocol) error code.
+    pub fn sts_code(self) -> &'static str {
+        match self {
+            Self::Unrecognized => "InvalidClientTokenId",
+            Self::InvalidSignature => "SignatureDoesNotMatch",
+            Self::Incomplete => "IncompleteSignature",
+            Self::ExpiredToken => "ExpiredToken",
+        }
+    }
+
+    /// The HTTP status: 400 for an expired token, as AWS sends it, 403 for the others.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::ExpiredToken => 400,
+            Self::Unrecognized | Self::InvalidSignature | Self::Incomplete => 403,
+        }
+    }
+}
+
+/// A refused request: why, and the message AWS sends.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
-    /// `UnrecognizedClientException` (no or foreign credentials) or `InvalidSignatureException`.
-    pub code: &'static str,
+    /// Why.
+    pub kind: Refused,
     /// The message.
     pub message: String,
 }
 
-fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+/// A refusal of `kind` with `message`.
+pub fn refuse(kind: Refused, message: impl Into<String>) -> Refusal {
     Refusal {
-        code,
+        kind,
         message: message.into(),
     }
 }
@@ -85,18 +128,39 @@ pub struct Signed<'a> {
     pub body: &'a [u8],
 }
 
+/// What the emulator knows of an access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// Its secret: the signature is checked.
+    Secret(String),
+    /// Nothing, and only known keys are accepted: the request is refused.
+    Unknown,
+    /// Nothing, and any key is accepted: only the scope and date are checked.
+    Unchecked,
+}
+
+/// A request whose scope, date and (when the key's secret is known) signature passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The region it was signed for.
+    pub region: String,
+    /// The access key id it was signed with.
+    pub access_key: String,
+}
+
 /// Checks a request's signature.
 ///
-/// `regions` are the regions the emulator answers for (the first is its own); the request's
-/// credential scope must name one of them, which is returned. `credentials` maps access key
-/// ids to secret keys; when it is empty any access key is accepted and only the scope is
-/// checked. `now` is the emulator's (possibly skewed) clock.
+/// `service` is the service the credential scope must name (`workmail`, `sts`). `regions`
+/// are the regions the emulator answers for (the first is its own); the scope must name one
+/// of them. `key` says what is known of the access key that signed it. `now` is the
+/// emulator's (possibly skewed) clock.
 pub fn verify(
     req: &Signed<'_>,
+    service: &str,
     regions: &[String],
-    credentials: &HashMap<String, String>,
+    key: impl FnOnce(&str) -> Key,
     now: DateTime<Utc>,
-) -> Result<String, Refusal> {
+) -> Result<Verified, Refusal> {
     let region = regions.first().map_or("", String::as_str);
     let Signed {
         method,
@@ -107,7 +171,7 @@ pub fn verify(
     } = *req;
     let missing = || {
         refuse(
-            "UnrecognizedClientException",
+            Refused::Unrecognized,
             "The security token included in the request is invalid.",
         )
     };
@@ -116,11 +180,11 @@ pub fn verify(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(missing)?;
     let auth = parse_auth(auth).ok_or_else(missing)?;
-    if auth.service != "workmail" || !regions.iter().any(|r| r == auth.region) {
+    if auth.service != service || !regions.iter().any(|r| r == auth.region) {
         return Err(refuse(
-            "InvalidSignatureException",
+            Refused::InvalidSignature,
             format!(
-                "Credential should be scoped to a valid region and service: expected {region}/workmail, got {}/{}",
+                "Credential should be scoped to a valid region and service: expected {region}/{service}, got {}/{}",
                 auth.region, auth.service
             ),
         ));
@@ -131,10 +195,10 @@ pub fn verify(
         .unwrap_or_default();
     let when = NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
         .map(|t| t.and_utc())
-        .map_err(|_| refuse("IncompleteSignatureException", "missing or bad X-Amz-Date"))?;
+        .map_err(|_| refuse(Refused::Incomplete, "missing or bad X-Amz-Date"))?;
     if !amz_date.starts_with(auth.date) {
         return Err(refuse(
-            "InvalidSignatureException",
+            Refused::InvalidSignature,
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP",
         ));
     }
@@ -142,7 +206,7 @@ pub fn verify(
     let window = chrono::Duration::seconds(MAX_SKEW_SECS);
     if when < now - window {
         return Err(refuse(
-            "InvalidSignatureException",
+            Refused::InvalidSignature,
             format!(
                 "Signature expired: {amz_date} is now earlier than {} ({} - 15 min.)",
                 fmt(now - window),
@@ -152,7 +216,7 @@ pub fn verify(
     }
     if when > now + window {
         return Err(refuse(
-            "InvalidSignatureException",
+            Refused::InvalidSignature,
             format!(
                 "Signature not yet current: {amz_date} is still later than {} ({} + 15 min.)",
                 fmt(now + window),
@@ -160,10 +224,15 @@ pub fn verify(
             ),
         ));
     }
-    if credentials.is_empty() {
-        return Ok(auth.region.to_owned());
-    }
-    let secret = credentials.get(auth.access_key).ok_or_else(missing)?;
+    let verified = Verified {
+        region: auth.region.to_owned(),
+        access_key: auth.access_key.to_owned(),
+    };
+    let secret = match key(auth.access_key) {
+        Key::Secret(secret) => secret,
+        Key::Unknown => return Err(missing()),
+        Key::Unchecked => return Ok(verified),
+    };
     let expected = signature(
         method,
         path,
@@ -176,13 +245,13 @@ pub fn verify(
             "{}/{}/{}/aws4_request",
             auth.date, auth.region, auth.service
         ),
-        secret,
+        &secret,
     );
     if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
-        Ok(auth.region.to_owned())
+        Ok(verified)
     } else {
         Err(refuse(
-            "InvalidSignatureException",
+            Refused::InvalidSignature,
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
         ))
     }

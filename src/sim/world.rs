@@ -1,15 +1,23 @@
 //! The emulator's directory: organizations, users and personal access tokens, how they are
 //! written in a scenario file, and the seeded generator that makes realistic ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-/// The AWS account the emulator pretends to be, used in ARNs.
+use super::sts::SimRole;
+
+/// The AWS account the emulator pretends to be: where organizations live unless told
+/// otherwise, and the account of every caller that does not use assumed-role credentials.
 pub const ACCOUNT_ID: &str = "123456789012";
+
+/// Whether `s` is an AWS account id: twelve ASCII digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// Every organization, keyed by organization id.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,6 +31,9 @@ pub struct World {
 pub struct Org {
     /// `m-` and 32 hex digits.
     pub id: String,
+    /// The AWS account the organization belongs to ([`ACCOUNT_ID`] unless told otherwise):
+    /// only callers with that account's credentials see it.
+    pub account_id: String,
     /// The organization alias.
     pub alias: String,
     /// `Active`, or any other state (which makes most operations fail).
@@ -113,9 +124,22 @@ impl Org {
     /// The organization's ARN.
     pub fn arn(&self, region: &str) -> String {
         format!(
-            "arn:aws:workmail:{region}:{ACCOUNT_ID}:organization/{}",
-            self.id
+            "arn:aws:workmail:{region}:{}:organization/{}",
+            self.account_id, self.id
         )
+    }
+}
+
+impl World {
+    /// Spreads the organizations over `accounts`, round-robin in id order (the first
+    /// organization to the first account). Nothing changes when `accounts` is empty.
+    pub fn spread_over_accounts(&mut self, accounts: &[&str]) {
+        if accounts.is_empty() {
+            return;
+        }
+        for (i, org) in self.orgs.values_mut().enumerate() {
+            org.account_id = accounts[i % accounts.len()].to_owned();
+        }
     }
 }
 
@@ -131,6 +155,19 @@ pub struct Scenario {
     /// The organizations.
     #[serde(default, rename = "organizations")]
     pub orgs: Vec<ScenarioOrg>,
+    /// The IAM roles `AssumeRole` grants (see [`Scenario::roles`]).
+    #[serde(default)]
+    pub roles: Vec<ScenarioRole>,
+}
+
+/// A role in a scenario file: `[[roles]] arn = "arn:aws:iam::210987654321:role/pat-monitor"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioRole {
+    /// The role's ARN, `arn:aws:iam::ACCOUNT:role/NAME`.
+    pub arn: String,
+    /// The external id its trust policy requires, if any.
+    pub external_id: Option<String>,
 }
 
 /// An organization in a scenario file.
@@ -139,6 +176,8 @@ pub struct Scenario {
 pub struct ScenarioOrg {
     /// Organization id; generated from the alias when absent.
     pub id: Option<String>,
+    /// The AWS account (12 digits), [`ACCOUNT_ID`] when absent.
+    pub account: Option<String>,
     /// Alias.
     pub alias: String,
     /// State, `Active` by default.
@@ -226,6 +265,20 @@ pub enum ScenarioError {
         /// What.
         value: String,
     },
+    /// An organization's `account` is not an account id.
+    #[error("invalid account {value:?} of organization {org}: expected 12 digits")]
+    Account {
+        /// The organization's alias.
+        org: String,
+        /// What.
+        value: String,
+    },
+    /// A role's ARN is not an IAM role ARN.
+    #[error("invalid role ARN {arn:?}: expected arn:aws:iam::ACCOUNT:role/NAME")]
+    Role {
+        /// What.
+        arn: String,
+    },
 }
 
 impl Scenario {
@@ -243,8 +296,19 @@ impl Scenario {
         let mut world = World::default();
         for (i, so) in self.orgs.iter().enumerate() {
             let id = so.id.clone().unwrap_or_else(|| org_id_for(&so.alias, i));
+            let account_id = match &so.account {
+                Some(a) if is_account_id(a) => a.clone(),
+                Some(a) => {
+                    return Err(ScenarioError::Account {
+                        org: so.alias.clone(),
+                        value: a.clone(),
+                    });
+                }
+                None => ACCOUNT_ID.to_owned(),
+            };
             let mut org = Org {
                 id: id.clone(),
+                account_id,
                 alias: so.alias.clone(),
                 state: so.state.clone(),
                 default_mail_domain: so
@@ -290,6 +354,22 @@ impl Scenario {
             world.orgs.insert(id, org);
         }
         Ok(world)
+    }
+
+    /// The roles this scenario grants, for [`SimConfig::roles`](super::SimConfig::roles).
+    pub fn roles(&self) -> Result<HashMap<String, SimRole>, ScenarioError> {
+        self.roles
+            .iter()
+            .map(|r| {
+                if super::sts::role_account(&r.arn).is_none() {
+                    return Err(ScenarioError::Role { arn: r.arn.clone() });
+                }
+                let role = SimRole {
+                    external_id: r.external_id.clone(),
+                };
+                Ok((r.arn.clone(), role))
+            })
+            .collect()
     }
 }
 
@@ -448,6 +528,7 @@ pub fn generate(spec: &GenSpec) -> World {
         let domain = format!("{alias}.example.com");
         let mut org = Org {
             id: id.clone(),
+            account_id: ACCOUNT_ID.to_owned(),
             alias,
             state: if inactive_org { "Deleting" } else { "Active" }.to_owned(),
             default_mail_domain: domain.clone(),

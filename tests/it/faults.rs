@@ -299,8 +299,8 @@ async fn a_panic_in_a_scan_task_is_caught_and_counted() {
 
 #[tokio::test]
 async fn credential_failures_fail_only_that_organization() {
-    // AssumeRole goes to the emulator, which does not implement STS: the role's
-    // credentials cannot be had, as when the trust policy is wrong.
+    // AssumeRole goes to the emulator, which grants no roles here: the role's credentials
+    // cannot be had, as when the trust policy is wrong.
     let server = start_scenario(BASIC).await;
     let mut cfg = armed();
     cfg.organizations[0].role_arn = Some("arn:aws:iam::123456789012:role/pat-monitor".to_owned());
@@ -319,8 +319,14 @@ async fn credential_failures_fail_only_that_organization() {
         corp.last_error
     );
     assert!(ctx.shared.org(LABS).unwrap().up);
-    // The AssumeRole call reached the emulator, which refused it (it speaks WorkMail only).
-    assert!(server.sim.calls().refused >= 1);
+    // The AssumeRole call reached the emulator, well signed, and was answered AccessDenied;
+    // no WorkMail call went out with credentials that could not be had.
+    let calls = server.sim.calls();
+    assert!(calls.count("AssumeRole") >= 1, "{calls:?}");
+    assert_eq!(calls.refused, 0, "{calls:?}");
+    assert_eq!(server.sim.sessions_issued(), 0);
+    let message = &corp.last_error.as_ref().unwrap().message;
+    assert!(message.contains("AccessDenied"), "{message}");
 }
 
 #[tokio::test]

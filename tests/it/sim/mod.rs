@@ -332,4 +332,5 @@ mod introspection;
 mod operations;
 mod paging;
 mod signatures;
+mod sts;
 mod throttling;
