@@ -287,6 +287,13 @@ impl Sim {
         };
     }
 
+    /// Revokes the active sessions of a role, as IAM's "Revoke active sessions" does: calls
+    /// with credentials issued before now are denied (`AccessDeniedException`). Combine with
+    /// [`Sim::set_role`] to refuse new ones too. Returns how many sessions were revoked.
+    pub fn revoke_sessions(&self, role_arn: &str) -> usize {
+        lock(&self.inner.sessions).revoke(role_arn)
+    }
+
     /// The session credentials issued by `AssumeRole` that are still remembered.
     pub fn sessions_issued(&self) -> usize {
         lock(&self.inner.sessions).len()
@@ -375,6 +382,16 @@ impl Sim {
             }
         };
         self.record_call(op, &parts.headers);
+        if caller.revoked {
+            return self.error(&ErrorAnswer {
+                status: 400,
+                code: "AccessDeniedException",
+                message: format!(
+                    "User: {} is not authorized to perform: workmail:{op} with an explicit deny in an identity-based policy",
+                    caller.arn
+                ),
+            });
+        }
 
         let request: Value = if body.is_empty() {
             json!({})

@@ -84,6 +84,11 @@ pub struct Session {
     pub arn: String,
     /// When they stop working (emulator clock).
     pub expires: DateTime<Utc>,
+    /// The role assumed.
+    pub role: String,
+    /// Whether the role's active sessions were revoked (IAM's "Revoke active sessions": a
+    /// deny for sessions issued before then), so every call with them is denied.
+    pub revoked: bool,
 }
 
 /// The sessions issued so far, by access key id.
@@ -117,9 +122,20 @@ impl Sessions {
     }
 
     /// Issues new credentials; returns the access key id and the session.
+    /// Revokes every session of `role` issued so far; returns how many.
+    pub fn revoke(&mut self, role: &str) -> usize {
+        let mut n = 0;
+        for s in self.by_key.values_mut().filter(|s| s.role == role) {
+            s.revoked = true;
+            n += 1;
+        }
+        n
+    }
+
     fn issue(
         &mut self,
         account: &str,
+        role: &str,
         arn: String,
         expires: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -144,6 +160,8 @@ impl Sessions {
             account: account.to_owned(),
             arn,
             expires,
+            role: role.to_owned(),
+            revoked: false,
         };
         self.by_key.insert(key.clone(), session.clone());
         (key, session)
@@ -157,6 +175,8 @@ pub struct Caller {
     pub account: String,
     /// Its principal, as error messages name it.
     pub arn: String,
+    /// Whether its session was revoked: authenticated, but every action is denied.
+    pub revoked: bool,
 }
 
 /// The caller of a request signed with `access_key` (and its signature already checked):
@@ -172,6 +192,7 @@ pub fn caller(
         return Ok(Caller {
             account: ACCOUNT_ID.to_owned(),
             arn: format!("arn:aws:iam::{ACCOUNT_ID}:user/{CALLER_USER}"),
+            revoked: false,
         });
     };
     if token != Some(session.token.as_str()) {
@@ -189,6 +210,7 @@ pub fn caller(
     Ok(Caller {
         account: session.account.clone(),
         arn: session.arn.clone(),
+        revoked: session.revoked,
     })
 }
 
@@ -293,7 +315,7 @@ pub fn assume_role(
     );
     let now = ctx.now.trunc_subsecs(0);
     let expires = now + Duration::seconds(req.duration_secs);
-    let (key, session) = sessions.issue(account, arn, expires, now);
+    let (key, session) = sessions.issue(account, req.role_arn, arn, expires, now);
     Ok(format!(
         "<AssumeRoleResponse xmlns=\"{XMLNS}\">\n  <AssumeRoleResult>\n    <AssumedRoleUser>\n      \
          <AssumedRoleId>{}:{}</AssumedRoleId>\n      <Arn>{}</Arn>\n    </AssumedRoleUser>\n    \
