@@ -26,7 +26,7 @@ use crate::reload::{Applied, LiveConfig};
 use crate::render::Renders;
 use crate::scan::{self, OwnerCache, Progress, ScanError};
 use crate::server::{self, AdminState, Routes};
-use crate::state::{ScanFailure, Shared};
+use crate::state::{DiscoveryStatus, ScanFailure, Shared};
 use crate::webconfig::LiveWebConfig;
 use crate::workmail::{ClientFactory, ClientOptions, WorkMail};
 
@@ -223,6 +223,11 @@ impl Context {
                 id: o.id.clone(),
                 label: o.alias.clone().unwrap_or_else(|| o.id.clone()),
                 region: region.clone(),
+                account_id: o
+                    .role_arn
+                    .as_deref()
+                    .and_then(crate::config::account_of)
+                    .map(str::to_owned),
             };
             let role = o.role_arn.clone().map(|a| (a, o.external_id.clone()));
             let spec = ClientSpec {
@@ -234,25 +239,47 @@ impl Context {
             orgs.push(org);
         }
         let mut failures = Vec::new();
-        if let Some(d) = &config.discovery {
-            let role = d.role_arn.as_deref().map(|r| (r, d.external_id.as_deref()));
-            let owned_role = role.map(|(a, e)| (a.to_owned(), e.map(str::to_owned)));
-            for region in &d.regions {
-                let found = match self.discover(&factory, &config, region, role).await {
+        let mut statuses = Vec::new();
+        let sources = config
+            .discovery
+            .as_ref()
+            .map(|d| d.sources())
+            .unwrap_or_default();
+        for source in &sources {
+            let owned_role = source
+                .role
+                .map(|(a, e)| (a.to_owned(), e.map(str::to_owned)));
+            let account = source.account_id.unwrap_or_default();
+            for region in source.regions {
+                // One entry per (role, region): two accounts may list the same region.
+                let key = format!("{}|{region}", source.role.map_or("", |(a, _)| a));
+                let listed = self
+                    .discover(&factory, &config, region, source.role, account)
+                    .await;
+                statuses.push(DiscoveryStatus {
+                    account_id: account.to_owned(),
+                    region: region.clone(),
+                    up: listed.is_ok(),
+                });
+                let found = match listed {
                     Ok(found) => {
-                        lock(&self.discovered).insert(region.clone(), found.clone());
+                        lock(&self.discovered).insert(key, found.clone());
                         found
                     }
                     Err(e) => {
-                        // One failing region must not take the others (or the configured
-                        // organizations) down: keep what it last listed.
-                        tracing::error!(region = %region, error = %e, hint = e.hint.as_deref().unwrap_or(""), "discovery failed; keeping the organizations it found last time");
+                        // One failing account or region must not take the others (or the
+                        // configured organizations) down: keep what it last listed.
+                        let place = match source.role {
+                            Some((arn, _)) => format!("{region} with {arn}"),
+                            None => region.clone(),
+                        };
+                        tracing::error!(region = %region, account, error = %e, hint = e.hint.as_deref().unwrap_or(""), "discovery failed; keeping the organizations it found last time");
                         failures.push(match &e.hint {
-                            Some(h) => format!("discovery in {region}: {e}\n  hint: {h}"),
-                            None => format!("discovery in {region}: {e}"),
+                            Some(h) => format!("discovery in {place}: {e}\n  hint: {h}"),
+                            None => format!("discovery in {place}: {e}"),
                         });
                         lock(&self.discovered)
-                            .get(region)
+                            .get(&key)
                             .cloned()
                             .unwrap_or_default()
                     }
@@ -271,6 +298,7 @@ impl Context {
                 }
             }
         }
+        self.shared.set_discovery(statuses);
         *lock(&self.discovery_failures) = failures;
         // Another shard's organizations are not scanned, exported or cleaned here.
         orgs.retain(|o| config.scan.owns(&o.id));
@@ -300,9 +328,10 @@ impl Context {
         config: &Config,
         region: &str,
         role: Option<(&str, Option<&str>)>,
+        account: &str,
     ) -> Result<Vec<OrgRef>, crate::workmail::ApiError> {
         let client = factory
-            .client(Some(region), role, &format!("discovery-{region}"))
+            .client(Some(region), role, &discovery_partition(account, region))
             .await;
         let mut found = Vec::new();
         let mut pager = crate::workmail::Pager::new("ListOrganizations");
@@ -317,6 +346,7 @@ impl Context {
                         label: s.alias.clone().unwrap_or_else(|| s.id.clone()),
                         id: s.id,
                         region: region.to_owned(),
+                        account_id: (!account.is_empty()).then(|| account.to_owned()),
                     }),
             );
             if !pager.advance(following)? {
@@ -540,6 +570,15 @@ impl Context {
     }
 }
 
+/// The retry partition of discovery in one account and region.
+fn discovery_partition(account: &str, region: &str) -> String {
+    if account.is_empty() {
+        format!("discovery-{region}")
+    } else {
+        format!("discovery-{account}-{region}")
+    }
+}
+
 /// What `check-config --scan` found before scanning: the credentials, and each permission
 /// the configuration needs.
 pub struct Preflight {
@@ -571,13 +610,21 @@ impl Context {
         let factory = self.factory();
         let credentials = factory.credentials_source().await;
         let mut discovery = Vec::new();
-        if let Some(d) = &config.discovery {
-            let role = d.role_arn.as_deref().map(|r| (r, d.external_id.as_deref()));
-            for region in &d.regions {
+        for source in config.discovery.iter().flat_map(|d| d.sources()) {
+            let account = source.account_id.unwrap_or_default();
+            for region in source.regions {
                 let client = factory
-                    .client(Some(region), role, &format!("discovery-{region}"))
+                    .client(
+                        Some(region),
+                        source.role,
+                        &discovery_partition(account, region),
+                    )
                     .await;
-                discovery.push((region.clone(), client.preflight_discovery().await));
+                let place = match source.role {
+                    Some((arn, _)) => format!("{region} with {arn}"),
+                    None => region.clone(),
+                };
+                discovery.push((place, client.preflight_discovery().await));
             }
         }
         let orgs = self.resolve_orgs().await?;

@@ -614,6 +614,7 @@ impl Cleaner<'_> {
                 id: intent.organization_id.clone(),
                 label: intent.organization.clone(),
                 region: String::new(),
+                account_id: None,
             };
             let d = Decision {
                 org: &org,

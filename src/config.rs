@@ -115,9 +115,20 @@ struct RawOrgCleanup {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDiscovery {
+    #[serde(default)]
     regions: Vec<String>,
     role_arn: Option<String>,
     external_id: Option<String>,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    role_arn: String,
+    external_id: Option<String>,
+    regions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -387,6 +398,72 @@ pub struct DiscoveryConfig {
     /// Its external id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// `[[discovery.accounts]]`: more accounts, each discovered and scanned with its role.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<DiscoveryAccount>,
+}
+
+/// `[[discovery.accounts]]`: an AWS account whose organizations are found (and scanned) with
+/// its own role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoveryAccount {
+    /// The role to assume in that account.
+    pub role_arn: String,
+    /// Its external id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Regions to call `ListOrganizations` in (default: `discovery.regions`).
+    pub regions: Vec<String>,
+}
+
+impl DiscoveryAccount {
+    /// The account id, from the role's ARN.
+    pub fn account_id(&self) -> &str {
+        account_of(&self.role_arn).unwrap_or_default()
+    }
+}
+
+/// Where discovery looks: a role (or the process's own credentials), its account when
+/// known, and the regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoverySource<'a> {
+    /// The role to assume and its external id; `None`: the process's own credentials.
+    pub role: Option<(&'a str, Option<&'a str>)>,
+    /// The account id (from the role's ARN; unknown for the process's own credentials).
+    pub account_id: Option<&'a str>,
+    /// The regions.
+    pub regions: &'a [String],
+}
+
+impl DiscoveryConfig {
+    /// Every place discovery looks: `discovery.regions` with `discovery.role_arn` (when
+    /// regions are listed), then each `[[discovery.accounts]]` entry.
+    pub fn sources(&self) -> Vec<DiscoverySource<'_>> {
+        let mut out = Vec::new();
+        if !self.regions.is_empty() {
+            let role = self.role_arn.as_deref();
+            out.push(DiscoverySource {
+                role: role.map(|r| (r, self.external_id.as_deref())),
+                account_id: role.and_then(account_of),
+                regions: &self.regions,
+            });
+        }
+        for a in &self.accounts {
+            out.push(DiscoverySource {
+                role: Some((a.role_arn.as_str(), a.external_id.as_deref())),
+                account_id: account_of(&a.role_arn),
+                regions: &a.regions,
+            });
+        }
+        out
+    }
+}
+
+/// The account id in a role ARN (`arn:aws:iam::123456789012:role/NAME`).
+pub fn account_of(role_arn: &str) -> Option<&str> {
+    let mut parts = role_arn.split(':');
+    let account = parts.nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// Whether cleanup runs, and whether it deletes.
@@ -1008,31 +1085,77 @@ impl Validator<'_> {
     }
 
     fn discovery(&self, d: RawDiscovery) -> Result<DiscoveryConfig, ConfigError> {
-        if d.regions.is_empty() {
-            return Err(self.err("discovery.regions", "must list at least one region"));
+        if d.regions.is_empty() && d.accounts.is_empty() {
+            return Err(self.err(
+                "discovery.regions",
+                "must list at least one region (or add [[discovery.accounts]])",
+            ));
         }
-        let mut regions = Vec::new();
-        for (i, r) in d.regions.iter().enumerate() {
-            let r = self.region(&format!("discovery.regions[{i}]"), r)?;
-            if regions.contains(&r) {
-                return Err(self.err(
-                    format!("discovery.regions[{i}]"),
-                    format!("{r:?} is listed twice"),
-                ));
-            }
-            regions.push(r);
-        }
+        let regions = self.regions("discovery.regions", &d.regions)?;
         if let Some(arn) = &d.role_arn {
             self.role_arn("discovery.role_arn", arn)?;
         }
         if d.external_id.is_some() && d.role_arn.is_none() {
             return Err(self.err("discovery.external_id", "is set but role_arn is not"));
         }
+        if d.regions.is_empty() && d.role_arn.is_some() {
+            return Err(self.err(
+                "discovery.role_arn",
+                "is set but discovery.regions is empty, so it is never used",
+            ));
+        }
+        let mut accounts: Vec<DiscoveryAccount> = Vec::new();
+        for (i, a) in d.accounts.into_iter().enumerate() {
+            let key = format!("discovery.accounts[{i}]");
+            self.role_arn(&format!("{key}.role_arn"), &a.role_arn)?;
+            let twice = accounts.iter().any(|b| b.role_arn == a.role_arn)
+                || d.role_arn.as_deref() == Some(a.role_arn.as_str());
+            if twice {
+                return Err(self.err(
+                    format!("{key}.role_arn"),
+                    format!("{:?} is listed twice", a.role_arn),
+                ));
+            }
+            let own = match &a.regions {
+                Some(r) if r.is_empty() => {
+                    return Err(self.err(
+                        format!("{key}.regions"),
+                        "must list at least one region (or leave it out for discovery.regions)",
+                    ));
+                }
+                Some(r) => self.regions(&format!("{key}.regions"), r)?,
+                None if regions.is_empty() => {
+                    return Err(self.err(
+                        format!("{key}.regions"),
+                        "is missing, and there are no discovery.regions to take",
+                    ));
+                }
+                None => regions.clone(),
+            };
+            accounts.push(DiscoveryAccount {
+                role_arn: a.role_arn,
+                external_id: a.external_id,
+                regions: own,
+            });
+        }
         Ok(DiscoveryConfig {
             regions,
             role_arn: d.role_arn,
             external_id: d.external_id,
+            accounts,
         })
+    }
+
+    fn regions(&self, key: &str, raw: &[String]) -> Result<Vec<String>, ConfigError> {
+        let mut regions = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            let r = self.region(&format!("{key}[{i}]"), r)?;
+            if regions.contains(&r) {
+                return Err(self.err(format!("{key}[{i}]"), format!("{r:?} is listed twice")));
+            }
+            regions.push(r);
+        }
+        Ok(regions)
     }
 
     fn role_arn(&self, key: &str, arn: &str) -> Result<(), ConfigError> {
@@ -1267,6 +1390,7 @@ mod tests {
         ("cleanup", "exclude_users"),
         ("cleanup", "exclude_tokens"),
         ("discovery", "regions"),
+        ("discovery", "role_arn"),
         ("scan", "bogus"),
     ];
 

@@ -147,6 +147,9 @@ pub struct OrgRef {
     pub label: String,
     /// The region its API is called in.
     pub region: String,
+    /// The AWS account it belongs to, when known (from the role it is scanned with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 /// What one complete scan of an organization found.

@@ -754,6 +754,7 @@ mod tests {
                 id: "m-00000000000000000000000000000001".into(),
                 label: "corp".into(),
                 region: "us-east-1".into(),
+                account_id: None,
             },
             scanned_at: now(),
             tokens,

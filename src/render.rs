@@ -92,9 +92,10 @@ impl Renders {
         };
         let generation = self.shared.generation();
         let snapshot = self.shared.snapshot();
+        let discovery = self.shared.discovery();
         let metrics = self.metrics.clone();
         let rendered = tokio::task::spawn_blocking(move || {
-            Compressed::render(|w| metrics.write_state(&snapshot, w))
+            Compressed::render(|w| metrics.write_state(&snapshot, &discovery, w))
         })
         .await;
         match rendered {

@@ -221,10 +221,22 @@ impl OrgStatus {
     }
 }
 
+/// How the last listing of one discovery source went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoveryStatus {
+    /// The account listed (empty when it is the process's own and no role names it).
+    pub account_id: String,
+    /// The region listed.
+    pub region: String,
+    /// Whether `ListOrganizations` answered completely.
+    pub up: bool,
+}
+
 /// The published state, shared by every task.
 #[derive(Debug)]
 pub struct Shared {
     orgs: Mutex<BTreeMap<String, OrgStatus>>,
+    discovery: Mutex<Vec<DiscoveryStatus>>,
     discovered: Mutex<bool>,
     shutting_down: Mutex<bool>,
     /// The generation at which every organization first had a scan attempt.
@@ -236,6 +248,7 @@ impl Default for Shared {
     fn default() -> Self {
         Self {
             orgs: Mutex::new(BTreeMap::new()),
+            discovery: Mutex::new(Vec::new()),
             discovered: Mutex::new(false),
             shutting_down: Mutex::new(false),
             scanned_once: Mutex::new(None),
@@ -262,6 +275,24 @@ impl Shared {
         drop(map);
         *lock(&self.discovered) = true;
         self.bump();
+    }
+
+    /// Publishes how each discovery source's last listing went.
+    pub fn set_discovery(&self, sources: Vec<DiscoveryStatus>) {
+        let changed = {
+            let mut d = lock(&self.discovery);
+            let changed = *d != sources;
+            *d = sources;
+            changed
+        };
+        if changed {
+            self.bump();
+        }
+    }
+
+    /// How each discovery source's last listing went.
+    pub fn discovery(&self) -> Vec<DiscoveryStatus> {
+        lock(&self.discovery).clone()
     }
 
     /// A snapshot of every organization's status, by id.

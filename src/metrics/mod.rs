@@ -16,7 +16,7 @@ use crate::config::{Config, RuleId};
 use crate::inventory::{OrgInventory, OwnerState, Token};
 use crate::ledger::Action;
 use crate::reload::LiveConfig;
-use crate::state::{OrgStatus, Shared};
+use crate::state::{DiscoveryStatus, OrgStatus, Shared};
 use crate::webconfig::ReloadStatus;
 use crate::workmail::ApiObserver;
 use text::TextWriter;
@@ -234,15 +234,22 @@ impl Metrics {
     }
 
     /// Writes the gauges of the published state.
-    pub fn write_state(&self, orgs: &[OrgStatus], out: impl Write) -> io::Result<()> {
-        write_state(&self.config.current(), orgs, &mut TextWriter::new(out))
+    pub fn write_state(
+        &self,
+        orgs: &[OrgStatus],
+        discovery: &[DiscoveryStatus],
+        out: impl Write,
+    ) -> io::Result<()> {
+        let mut w = TextWriter::new(out);
+        write_state(&self.config.current(), orgs, &mut w)?;
+        write_placement(orgs, discovery, &mut w)
     }
 
     /// Every metric, in the Prometheus text format 0.0.4, as one string (tests; the server
     /// keeps the state part compressed instead).
     pub fn render(&self, shared: &Shared) -> String {
         let mut out = Vec::new();
-        if let Err(e) = self.write_state(&shared.snapshot(), &mut out) {
+        if let Err(e) = self.write_state(&shared.snapshot(), &shared.discovery(), &mut out) {
             tracing::error!(error = %e, "cannot render metrics");
         }
         out.extend(self.live(&Live::default()));
@@ -452,6 +459,40 @@ fn ts(t: chrono::DateTime<chrono::Utc>) -> f64 {
 }
 
 /// The gauges of the published state, family after family.
+/// Where each organization lives, and how discovery went in each account and region.
+fn write_placement<W: Write>(
+    orgs: &[OrgStatus],
+    discovery: &[DiscoveryStatus],
+    w: &mut TextWriter<W>,
+) -> io::Result<()> {
+    let name = "workmail_pat_organization_info";
+    w.gauge_family(
+        name,
+        "1 for each organization scanned here, labelled with its AWS account (empty when no role names it) and region, to join other series on.",
+    );
+    for st in orgs {
+        let account = st.org.account_id.as_deref().unwrap_or_default();
+        let mut l = org_labels(st).to_vec();
+        l.extend([("account_id", account), ("region", st.org.region.as_str())]);
+        w.sample(name, &l, 1.0)?;
+    }
+    if !discovery.is_empty() {
+        let name = "workmail_pat_discovery_up";
+        w.gauge_family(
+            name,
+            "1 when the last ListOrganizations of the discovery source (account, region) answered, 0 when it failed (a role that cannot be assumed, a denied call): the organizations it found before stay scanned.",
+        );
+        for d in discovery {
+            let l = [
+                ("account_id", d.account_id.as_str()),
+                ("region", d.region.as_str()),
+            ];
+            w.sample(name, &l, if d.up { 1.0 } else { 0.0 })?;
+        }
+    }
+    Ok(())
+}
+
 fn write_state<W: Write>(
     config: &Config,
     orgs: &[OrgStatus],

@@ -73,6 +73,7 @@ ORG_METRICS = {
     "workmail_pat_organization_pat_enabled",
     "workmail_pat_organization_pat_lifetime_seconds",
     "workmail_pat_organization_up",
+    "workmail_pat_organization_info",
     "workmail_pat_scan_last_success_timestamp_seconds",
     "workmail_pat_scan_duration_seconds",
     "workmail_pat_cleanup_candidates",
@@ -90,6 +91,10 @@ PROCESS_METRICS = {
     "workmail_pat_internal_errors_total",
     "workmail_pat_web_config_last_reload_successful",
     "workmail_pat_web_config_last_reload_success_timestamp_seconds",
+    "workmail_pat_config_last_reload_successful",
+    "workmail_pat_config_last_reload_success_timestamp_seconds",
+    "workmail_pat_config_restart_required",
+    "workmail_pat_discovery_up",
 }
 EXPORTED_METRICS = ORG_METRICS | PROCESS_METRICS
 ALLOWED_METRICS = EXPORTED_METRICS | {"up", "time"}
@@ -788,7 +793,7 @@ def checks(art, dump_exprs, binary):
 
     @check
     def dashboard_variables():
-        """`datasource` (Prometheus data source) and `organization` (multi, All) variables exist."""
+        """`datasource`, `account`, `region` and `organization` (narrowed by account and region) variables exist."""
         expect(dash, "dashboard did not parse")
         variables = {v.get("name"): v for v in (dash.get("templating") or {}).get("list", [])}
         ds = variables.get("datasource")
@@ -798,9 +803,22 @@ def checks(art, dump_exprs, binary):
         expect(org and org.get("type") == "query", "variable `organization` of type query missing")
         query = org.get("query")
         query = query.get("query") if isinstance(query, dict) else query
-        expect(re.fullmatch(r"\s*label_values\(\s*workmail_pat_organization_up\s*,\s*organization\s*\)\s*", query or ""),
-               f"organization variable query must be label_values(workmail_pat_organization_up, organization), got {query!r}")
+        expect(re.fullmatch(r'\s*label_values\(\s*workmail_pat_organization_info\{account_id=~"\$account",\s*region=~"\$region"\}\s*,\s*organization\s*\)\s*', query or ""),
+               f"organization variable query must list the organizations of $account and $region from workmail_pat_organization_info, got {query!r}")
         expect(org.get("multi") is True and org.get("includeAll") is True, "organization must be multi-value with All")
+        expect(org.get("allValue") in (None, ""),
+               "organization's All must be the organizations listed (no allValue), or $account/$region would not narrow it")
+        names = list(variables)
+        for name, label in (("account", "account_id"), ("region", "region")):
+            v = variables.get(name)
+            expect(v and v.get("type") == "query", f"variable `{name}` of type query missing")
+            q = v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            expect(q == f"label_values(workmail_pat_organization_info, {label})",
+                   f"{name} variable query must be label_values(workmail_pat_organization_info, {label}), got {q!r}")
+            expect(v.get("multi") is True and v.get("includeAll") is True and v.get("allValue") == ".*",
+                   f"{name} must be multi-value with All = .* (organizations without a known account have an empty account_id)")
+            expect(names.index(name) < names.index("organization"), f"{name} must come before organization, which depends on it")
         expect((org.get("datasource") or {}).get("uid") in DATASOURCE_VARS, "organization variable must use ${datasource}")
 
     @check

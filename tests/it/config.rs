@@ -91,6 +91,36 @@ fn each_invalid_config_gets_a_precise_message() {
             "discovery.regions: must list at least one region",
         ),
         (
+            "an account's role arn",
+            "[discovery]\n[[discovery.accounts]]\nrole_arn = \"arn:aws:iam::1:role/x\"\nregions = [\"us-east-1\"]\n".to_owned(),
+            "discovery.accounts[0].role_arn: \"arn:aws:iam::1:role/x\" is not an IAM role ARN",
+        ),
+        (
+            "an account without regions",
+            "[discovery]\n[[discovery.accounts]]\nrole_arn = \"arn:aws:iam::210987654321:role/m\"\n".to_owned(),
+            "discovery.accounts[0].regions: is missing, and there are no discovery.regions to take",
+        ),
+        (
+            "an account with an empty region list",
+            "[discovery]\nregions = [\"us-east-1\"]\n[[discovery.accounts]]\nrole_arn = \"arn:aws:iam::210987654321:role/m\"\nregions = []\n".to_owned(),
+            "discovery.accounts[0].regions: must list at least one region",
+        ),
+        (
+            "an account listed twice",
+            "[discovery]\nregions = [\"us-east-1\"]\n[[discovery.accounts]]\nrole_arn = \"arn:aws:iam::210987654321:role/m\"\n[[discovery.accounts]]\nrole_arn = \"arn:aws:iam::210987654321:role/m\"\n".to_owned(),
+            "discovery.accounts[1].role_arn: \"arn:aws:iam::210987654321:role/m\" is listed twice",
+        ),
+        (
+            "an account's region",
+            "[discovery]\n[[discovery.accounts]]\nrole_arn = \"arn:aws:iam::210987654321:role/m\"\nregions = [\"eu-west-1\", \"Mars\"]\n".to_owned(),
+            "discovery.accounts[0].regions[1]: \"Mars\" is not an AWS region",
+        ),
+        (
+            "an account key",
+            "[discovery]\n[[discovery.accounts]]\nrole_arn = \"arn:aws:iam::210987654321:role/m\"\nregion = \"us-east-1\"\n".to_owned(),
+            "region",
+        ),
+        (
             "mode",
             format!("{ORG}[cleanup]\nmode = \"yolo\"\n"),
             "cleanup.mode: unknown mode \"yolo\"",

@@ -3,6 +3,7 @@
 // Test helpers outside `#[test]` functions may unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod admin;
 mod browser;
 mod cleanup;

@@ -187,6 +187,8 @@ async fn a_real_prometheus_scrapes_evaluates_and_alerts() {
     for (panel, expr) in dashboard_exprs(&root.join("dashboards/workmail-pat-overview.json")) {
         let e = expr
             .replace("$organization", ".*")
+            .replace("$account", ".*")
+            .replace("$region", ".*")
             .replace("$__rate_interval", "1m")
             .replace("$__range", "5m");
         let v = query(&base, &e).await;
