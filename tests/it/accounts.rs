@@ -18,44 +18,7 @@ const OTHER_ROLE: &str = "arn:aws:iam::333333333333:role/pat-monitor";
 /// A role no trust policy lets the monitor assume.
 const REFUSED_ROLE: &str = "arn:aws:iam::444444444444:role/pat-monitor";
 
-const SCENARIO: &str = r#"
-[[organizations]]
-id = "m-a0000000000000000000000000000000"
-alias = "home"
-
-[[organizations]]
-id = "m-b1000000000000000000000000000000"
-alias = "tenant-one"
-account = "210987654321"
-
-[[organizations.users]]
-id = "11111111-1111-1111-1111-111111111111"
-name = "tina"
-
-[[organizations.tokens]]
-id = "tenant-token"
-user_id = "11111111-1111-1111-1111-111111111111"
-name = "Outlook"
-created = "now-10d"
-expires = "now+2d"
-
-[[organizations]]
-id = "m-b2000000000000000000000000000000"
-alias = "tenant-two"
-account = "210987654321"
-
-[[organizations]]
-id = "m-c0000000000000000000000000000000"
-alias = "other"
-account = "333333333333"
-
-[[roles]]
-arn = "arn:aws:iam::210987654321:role/ops/pat-monitor"
-external_id = "tenant-external-id"
-
-[[roles]]
-arn = "arn:aws:iam::333333333333:role/pat-monitor"
-"#;
+const SCENARIO: &str = include_str!("../fixtures/accounts.toml");
 
 async fn start() -> SimServer {
     let scenario = Scenario::parse(SCENARIO).unwrap();

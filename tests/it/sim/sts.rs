@@ -23,34 +23,7 @@ const EXTERNAL_ID: &str = "tenant-external-id";
 
 /// Organizations in three accounts; the tenant's role requires an external id, the other
 /// account's does not.
-const ACCOUNTS: &str = r#"
-[[organizations]]
-id = "m-a0000000000000000000000000000000"
-alias = "home"
-
-[[organizations]]
-id = "m-b1000000000000000000000000000000"
-alias = "tenant-one"
-account = "210987654321"
-identity_provider = { pat_status = "ACTIVE", pat_lifetime_days = 30 }
-
-[[organizations]]
-id = "m-b2000000000000000000000000000000"
-alias = "tenant-two"
-account = "210987654321"
-
-[[organizations]]
-id = "m-c0000000000000000000000000000000"
-alias = "other"
-account = "333333333333"
-
-[[roles]]
-arn = "arn:aws:iam::210987654321:role/ops/pat-monitor"
-external_id = "tenant-external-id"
-
-[[roles]]
-arn = "arn:aws:iam::333333333333:role/pat-monitor"
-"#;
+const ACCOUNTS: &str = include_str!("../../fixtures/accounts.toml");
 
 async fn start_accounts() -> SimServer {
     let scenario = Scenario::parse(ACCOUNTS).unwrap();
