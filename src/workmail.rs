@@ -128,8 +128,13 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(e);
     while let Some(err) = next {
-        let text = err
-            .to_string()
+        // The SDK shows an unmodelled error's metadata in a Debug-like form
+        // (`Error { code: "X", message: "Y", aws_request_id: "Z" }`): said in words instead.
+        let text = match err.downcast_ref::<aws_smithy_types::error::ErrorMetadata>() {
+            Some(meta) => metadata_text(meta),
+            None => err.to_string(),
+        };
+        let text = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
@@ -141,6 +146,20 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         next = err.source();
     }
     parts.join(": ")
+}
+
+/// `CODE: message (request id ID)`, from what the service said.
+fn metadata_text(meta: &aws_smithy_types::error::ErrorMetadata) -> String {
+    let mut text = match (meta.code(), meta.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_owned(),
+        (None, Some(m)) => m.to_owned(),
+        (None, None) => "an error without a code or message".to_owned(),
+    };
+    if let Some(id) = meta.extra("aws_request_id") {
+        text.push_str(&format!(" (request id {id})"));
+    }
+    text
 }
 
 impl ApiError {
@@ -1222,5 +1241,23 @@ mod tests {
         assert_eq!(error_chain(&e), "outer failure: middle: inner detail");
         let multi = std::io::Error::other("first line\n  second line\n");
         assert_eq!(error_chain(&multi), "first line; second line");
+    }
+
+    #[test]
+    fn an_unmodelled_service_error_reads_as_code_and_message() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("unhandled error (AccessDenied)")]
+        struct Unhandled(#[source] aws_smithy_types::error::ErrorMetadata);
+        let meta = aws_smithy_types::error::ErrorMetadata::builder()
+            .code("AccessDenied")
+            .message("User: x is not authorized to perform: sts:AssumeRole")
+            .custom("aws_request_id", "req-1")
+            .build();
+        let text = error_chain(&Unhandled(meta));
+        assert_eq!(
+            text,
+            "unhandled error (AccessDenied): AccessDenied: User: x is not authorized to perform: sts:AssumeRole (request id req-1)"
+        );
+        assert!(!text.contains("Error {"), "{text}");
     }
 }

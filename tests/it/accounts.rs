@@ -75,8 +75,12 @@ async fn each_account_is_discovered_and_scanned_with_its_role_and_a_refused_one_
     assert_eq!(out.discovery_errors.len(), 1, "{:?}", out.discovery_errors);
     let error = &out.discovery_errors[0];
     assert!(
-        error.contains(REFUSED_ROLE) && error.contains("AccessDenied"),
+        error.contains(REFUSED_ROLE) && error.contains("AccessDenied: User: "),
         "{error}"
+    );
+    assert!(
+        !error.contains("Error {"),
+        "said in words, not Debug: {error}"
     );
     assert!(!out.complete(), "an account could not be listed");
     let tenant = out.ctx.shared.org(TENANT_ONE).unwrap();
