@@ -58,6 +58,11 @@ struct Reply {
 
 /// One GET on a fresh connection; the body is read to the end (Connection: close).
 fn get(addr: &str, path: &str, gzip: bool, keep_body: bool) -> Reply {
+    request(addr, "GET", path, gzip, keep_body)
+}
+
+/// One request without a body on a fresh connection.
+fn request(addr: &str, method: &str, path: &str, gzip: bool, keep_body: bool) -> Reply {
     let started = Instant::now();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
@@ -68,7 +73,7 @@ fn get(addr: &str, path: &str, gzip: bool, keep_body: bool) -> Reply {
     };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{enc}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{enc}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut first = [0u8; 1];
@@ -161,17 +166,18 @@ fn measure(orgs: usize, users: usize, tokens_per_org: usize) {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
+    let text = |windows: &str| {
         format!(
             r#"[server]
 listen = "{addr}"
+enable_lifecycle = true
 [scan]
 interval = "1h"
 page_size = 100
 [metrics]
 per_token = true
 user_labels = ["user_name", "email"]
+expiry_windows = [{windows}]
 [discovery]
 regions = ["us-east-1"]
 [cleanup]
@@ -184,9 +190,9 @@ expired_for = "7d"
 name = "unused-180d"
 unused_for = "180d"
 "#
-        ),
-    )
-    .unwrap();
+        )
+    };
+    std::fs::write(&config, text(r#""1d", "7d", "30d""#)).unwrap();
     let daemon = Proc(
         Command::new(bin())
             .args(["run", "--config"])
@@ -300,6 +306,35 @@ unused_for = "180d"
         "  /api/v1/tokens gzip: {} bytes, total {}",
         api_gz.body_len,
         ms(api_gz.total)
+    );
+
+    // A reload that changes the windows: every kept inventory is measured and planned again
+    // (in the request), then /metrics is rendered again.
+    std::fs::write(&config, text(r#""1d", "7d", "30d", "90d""#)).unwrap();
+    let exact = reset_peak(pid);
+    let before = status_kib(pid, "VmRSS:");
+    let started = Instant::now();
+    let reload = request(&addr, "POST", "/-/reload", false, false);
+    assert_eq!(reload.status, 200);
+    let answered = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "/metrics never showed the reloaded windows"
+        );
+        let m = get(&addr, "/metrics", false, true);
+        if String::from_utf8_lossy(&m.body).contains("within=\"90d\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "  POST /-/reload (new expiry windows): answered in {}, /metrics shows them after {}, peak RSS +{} MiB{}",
+        ms(answered),
+        ms(started.elapsed()),
+        status_kib(pid, "VmHWM:").saturating_sub(before) / 1024,
+        if exact { "" } else { " (whole run)" }
     );
     println!("  after: RSS {} MiB", status_kib(pid, "VmRSS:") / 1024);
 }
